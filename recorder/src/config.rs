@@ -1,0 +1,600 @@
+//! Gateway configuration: the TOML file and the quick command-line flags, validated
+//! once, up front, into one shape.
+//!
+//! Every problem is reported with where it is (the file and key, or the flag), what is
+//! wrong and what to do, before the gateway accepts a single connection.
+
+use crate::scram::ScramVerifier;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem, said so a person can fix it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{source_name}: `{key}`: {problem}. {fix}")]
+pub struct ConfigError {
+    /// The file, or "command line".
+    pub source_name: String,
+    /// The key or flag at fault.
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// The raw TOML shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub gateway: GatewaySection,
+    #[serde(default)]
+    pub connections: Vec<ConnectionSection>,
+}
+
+/// `[gateway]`: settings shared by every connection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Names this gateway in segment file names and the `gateway_id` column.
+    pub id: Option<String>,
+    /// Archive folder or URL.
+    pub archive: Option<String>,
+    /// The ed25519 private key that seals sessions.
+    pub key: Option<PathBuf>,
+    /// How often segments roll, e.g. "5s".
+    pub flush_interval: Option<String>,
+    /// How long live sessions may run on after SIGTERM, e.g. "10s".
+    pub shutdown_grace: Option<String>,
+    /// The largest single protocol message accepted from a client, in bytes.
+    pub max_message_bytes: Option<usize>,
+    /// The most bytes of one result that are recorded (the client still gets all).
+    pub max_recorded_result_bytes: Option<usize>,
+}
+
+/// `[[connections]]`: one listener in front of one upstream.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSection {
+    pub name: Option<String>,
+    pub protocol: Option<String>,
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub upstream_password_env: Option<String>,
+    pub upstream_password_file: Option<PathBuf>,
+    /// `trust` (loopback only) or `secret` (per-user SCRAM verifiers in `users`).
+    pub client_auth: Option<String>,
+    /// user name → SCRAM-SHA-256 verifier (`tapline hash-secret` makes one).
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+}
+
+/// The protocols a connection can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Postgres,
+}
+
+impl Protocol {
+    /// The name used in config and in the `protocol` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where the upstream is and who the gateway is there.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The database every session uses; `None` passes the client's choice through.
+    pub database: Option<String>,
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "postgres://{}@{}:{}", self.user, self.host, self.port)?;
+        if let Some(db) = &self.database {
+            write!(f, "/{db}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself; call only where it is sent upstream.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// How clients prove who they are to the gateway.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// Anyone who can reach the (loopback) listener, under the user name they give.
+    Trust,
+    /// Per-user SCRAM-SHA-256 verifiers.
+    Secrets(HashMap<String, ScramVerifier>),
+}
+
+/// One validated connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    pub name: String,
+    pub protocol: Protocol,
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    /// The upstream password, if the upstream asks for one.
+    pub upstream_password: Option<Secret>,
+    pub client_auth: ClientAuth,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub id: String,
+    pub archive: Option<String>,
+    pub key: Option<PathBuf>,
+    pub flush_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub max_message_bytes: usize,
+    pub max_recorded_result_bytes: usize,
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// Where values came from, so errors can name the key or the flag.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A TOML file.
+    File(PathBuf),
+    /// The quick command-line flags.
+    Flags,
+}
+
+impl Origin {
+    fn name(&self) -> String {
+        match self {
+            Origin::File(p) => p.display().to_string(),
+            Origin::Flags => "command line".into(),
+        }
+    }
+
+    fn key(&self, index: Option<usize>, field: &str) -> String {
+        match (self, index) {
+            (Origin::File(_), Some(i)) => format!("connections[{i}].{field}"),
+            (Origin::File(_), None) => format!("gateway.{field}"),
+            (Origin::Flags, _) => format!("--{}", field.replace('_', "-")),
+        }
+    }
+
+    fn err(
+        &self,
+        index: Option<usize>,
+        field: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            source_name: self.name(),
+            key: self.key(index, field),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Parses "5s", "250ms", "1m".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| e.to_string())
+}
+
+impl ConfigFile {
+    /// Reads and parses a TOML file, reporting syntax errors and unknown keys with
+    /// their line.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: path.display().to_string(),
+            key: "(file)".into(),
+            problem: format!("cannot be read ({e})"),
+            fix: "check the path given to --config".into(),
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
+            ConfigError {
+                source_name: path.display().to_string(),
+                key: format!("line {line}"),
+                problem: e.message().to_string(),
+                fix: "see the README's configuration reference for the accepted keys".into(),
+            }
+        })
+    }
+}
+
+impl GatewayConfig {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::validate(ConfigFile::read(path)?, &Origin::File(path.to_path_buf()))
+    }
+
+    /// Validates a parsed configuration.
+    pub fn validate(file: ConfigFile, origin: &Origin) -> Result<Self, ConfigError> {
+        let g = &file.gateway;
+        let id = match &g.id {
+            Some(id) => {
+                if id.is_empty()
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(origin.err(
+                        None,
+                        "id",
+                        format!("`{id}` is not a valid gateway id"),
+                        "use letters, digits, `-` and `_` only",
+                    ));
+                }
+                id.clone()
+            }
+            None => default_gateway_id(),
+        };
+        let duration = |field: &str,
+                        value: &Option<String>,
+                        default: Duration|
+         -> Result<Duration, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(v) => parse_duration(v)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        origin.err(
+                            None,
+                            field,
+                            format!("`{v}` is not a positive duration"),
+                            "write it like \"5s\" or \"500ms\"",
+                        )
+                    }),
+            }
+        };
+        let flush_interval = duration("flush_interval", &g.flush_interval, Duration::from_secs(5))?;
+        let shutdown_grace =
+            duration("shutdown_grace", &g.shutdown_grace, Duration::from_secs(10))?;
+        let max_message_bytes = g.max_message_bytes.unwrap_or(64 << 20);
+        if max_message_bytes < 1024 {
+            return Err(origin.err(
+                None,
+                "max_message_bytes",
+                "is below 1024 bytes",
+                "raise it; the default is 67108864 (64 MiB)",
+            ));
+        }
+        let max_recorded_result_bytes = g.max_recorded_result_bytes.unwrap_or(16 << 20);
+        if file.connections.is_empty() {
+            return Err(origin.err(
+                None,
+                "connections",
+                "no connection is declared",
+                "add a [[connections]] table with name, protocol, listen and upstream",
+            ));
+        }
+        let mut connections = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        let mut listens = std::collections::HashSet::new();
+        for (i, c) in file.connections.iter().enumerate() {
+            let conn = validate_connection(c, i, origin)?;
+            if !names.insert(conn.name.clone()) {
+                return Err(origin.err(
+                    Some(i),
+                    "name",
+                    format!("`{}` is declared twice", conn.name),
+                    "give every connection its own name",
+                ));
+            }
+            if !listens.insert(conn.listen) {
+                return Err(origin.err(
+                    Some(i),
+                    "listen",
+                    format!("{} is used by another connection", conn.listen),
+                    "give every connection its own port",
+                ));
+            }
+            connections.push(conn);
+        }
+        Ok(GatewayConfig {
+            id,
+            archive: g.archive.clone(),
+            key: g.key.clone(),
+            flush_interval,
+            shutdown_grace,
+            max_message_bytes,
+            max_recorded_result_bytes,
+            connections,
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn validate_connection(
+    c: &ConnectionSection,
+    i: usize,
+    origin: &Origin,
+) -> Result<ConnectionConfig, ConfigError> {
+    let at = |field: &str, problem: String, fix: &str| origin.err(Some(i), field, problem, fix);
+    let name = c.name.clone().unwrap_or_else(|| "default".to_string());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        return Err(at(
+            "name",
+            format!("`{name}` is not a valid connection name"),
+            "use letters, digits, `-` and `_` only",
+        ));
+    }
+    let protocol = match c.protocol.as_deref().unwrap_or("postgres") {
+        "postgres" | "postgresql" => Protocol::Postgres,
+        other => {
+            return Err(at(
+                "protocol",
+                format!("`{other}` is not a supported protocol"),
+                "use \"postgres\"",
+            ));
+        }
+    };
+    let listen_text = c.listen.as_deref().ok_or_else(|| {
+        at(
+            "listen",
+            "is missing".into(),
+            "set it to an address such as \"127.0.0.1:6432\"",
+        )
+    })?;
+    let listen = listen_text
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            at(
+                "listen",
+                format!("`{listen_text}` is not an address"),
+                "write HOST:PORT, e.g. \"127.0.0.1:6432\"",
+            )
+        })?;
+    let upstream_text = c.upstream.as_deref().ok_or_else(|| {
+        at(
+            "upstream",
+            "is missing".into(),
+            "set it to a URL such as \"postgres://app@db.internal:5432/app\"",
+        )
+    })?;
+    let upstream = parse_upstream(upstream_text).map_err(|problem| {
+        at("upstream", problem, "write postgres://USER@HOST:PORT/DATABASE (the password goes in upstream_password_env or upstream_password_file, never in the URL)")
+    })?;
+    let upstream_password = match (&c.upstream_password_env, &c.upstream_password_file) {
+        (Some(_), Some(_)) => {
+            return Err(at(
+                "upstream_password_env",
+                "and upstream_password_file are both set".into(),
+                "keep only one",
+            ));
+        }
+        (Some(var), None) => Some(Secret(std::env::var(var).map_err(|_| {
+            at(
+                "upstream_password_env",
+                format!("names ${var}, which is not set"),
+                "export the variable before starting the gateway",
+            )
+        })?)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                at(
+                    "upstream_password_file",
+                    format!("{} cannot be read ({e})", path.display()),
+                    "check the path and its permissions",
+                )
+            })?;
+            Some(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
+        }
+        (None, None) => None,
+    };
+    let mut verifiers = HashMap::new();
+    for (user, text) in &c.users {
+        let v = ScramVerifier::parse(text).map_err(|problem| {
+            at(
+                &format!("users.{user}"),
+                format!("is not a SCRAM-SHA-256 verifier: {problem}"),
+                "generate one with `tapline hash-secret`",
+            )
+        })?;
+        verifiers.insert(user.clone(), v);
+    }
+    let loopback = listen.ip().is_loopback();
+    let client_auth = match c.client_auth.as_deref() {
+        Some("trust") if !loopback => {
+            return Err(at(
+                "client_auth",
+                format!("`trust` is refused because {listen} is not a loopback address"),
+                "listen on 127.0.0.1 or ::1, or use client_auth = \"secret\" with [connections.users]",
+            ));
+        }
+        Some("trust") => ClientAuth::Trust,
+        Some("secret") | None if !verifiers.is_empty() => ClientAuth::Secrets(verifiers),
+        Some("secret") => {
+            return Err(at(
+                "users",
+                "is empty but client_auth is \"secret\"".into(),
+                "add `USER = \"SCRAM-SHA-256$…\"` entries made with `tapline hash-secret`",
+            ));
+        }
+        None if loopback => ClientAuth::Trust,
+        None => {
+            return Err(at(
+                "users",
+                format!(
+                    "is empty, and {listen} is not a loopback address, so clients cannot be trusted"
+                ),
+                "add per-user secrets made with `tapline hash-secret`, or listen on 127.0.0.1",
+            ));
+        }
+        Some(other) => {
+            return Err(at(
+                "client_auth",
+                format!("`{other}` is not a client authentication method"),
+                "use \"trust\" (loopback only) or \"secret\"",
+            ));
+        }
+    };
+    Ok(ConnectionConfig {
+        name,
+        protocol,
+        listen,
+        upstream,
+        upstream_password,
+        client_auth,
+    })
+}
+
+/// Parses `postgres://USER@HOST:PORT/DB`; refuses a password in the URL, which would
+/// end up in shell history and process listings.
+pub fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!("the scheme `{}` is not postgres://", url.scheme()));
+    }
+    if url.password().is_some() {
+        return Err("it contains a password".into());
+    }
+    let host = url
+        .host_str()
+        .ok_or("it has no host")?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let user = url.username();
+    if user.is_empty() {
+        return Err("it has no user name".into());
+    }
+    let database = url.path().trim_start_matches('/');
+    Ok(Upstream {
+        host,
+        port: url.port().unwrap_or(5432),
+        user: percent_decode(user),
+        database: (!database.is_empty()).then(|| percent_decode(database)),
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// The machine's host name, made safe for file names; "gateway" if unknown.
+pub fn default_gateway_id() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let id: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if id.is_empty() { "gateway".into() } else { id }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(listen: &str) -> ConnectionSection {
+        ConnectionSection {
+            name: Some("pg".into()),
+            listen: Some(listen.into()),
+            upstream: Some("postgres://app@127.0.0.1:5432/appdb".into()),
+            ..Default::default()
+        }
+    }
+
+    fn validate(c: ConnectionSection) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::validate(
+            ConfigFile {
+                gateway: GatewaySection::default(),
+                connections: vec![c],
+            },
+            &Origin::File("t.toml".into()),
+        )
+    }
+
+    #[test]
+    fn loopback_without_secrets_is_trusted() {
+        let cfg = validate(conn("127.0.0.1:6432")).unwrap();
+        assert!(matches!(cfg.connections[0].client_auth, ClientAuth::Trust));
+        assert_eq!(
+            cfg.connections[0].upstream.database.as_deref(),
+            Some("appdb")
+        );
+    }
+
+    #[test]
+    fn a_public_listener_without_secrets_is_refused_with_a_fix() {
+        let err = validate(conn("0.0.0.0:6432")).unwrap_err().to_string();
+        assert!(err.contains("t.toml"), "{err}");
+        assert!(err.contains("connections[0].users"), "{err}");
+        assert!(err.contains("hash-secret"), "{err}");
+        let mut c = conn("0.0.0.0:6432");
+        c.client_auth = Some("trust".into());
+        assert!(validate(c).unwrap_err().to_string().contains("loopback"));
+    }
+
+    #[test]
+    fn passwords_in_upstream_urls_and_bad_verifiers_are_refused() {
+        let mut c = conn("127.0.0.1:6432");
+        c.upstream = Some("postgres://app:pw@127.0.0.1/db".into());
+        assert!(validate(c).unwrap_err().to_string().contains("password"));
+        let mut c = conn("127.0.0.1:6432");
+        c.users.insert("alice".into(), "plain".into());
+        assert!(validate(c).unwrap_err().to_string().contains("users.alice"));
+        let mut c = conn("127.0.0.1:6432");
+        c.upstream_password_env = Some("TAPLINE_TEST_SURELY_UNSET".into());
+        assert!(validate(c).unwrap_err().to_string().contains("not set"));
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        std::fs::write(&p, "[gateway]\nflush = \"5s\"\n").unwrap();
+        let err = GatewayConfig::load(&p).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("flush"), "{err}");
+    }
+}

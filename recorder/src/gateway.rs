@@ -1,0 +1,169 @@
+//! The gateway: binds every connection's listener, hands sockets to protocol taps, and
+//! shuts down without losing a recorded event.
+//!
+//! Shutdown runs in three steps: stop accepting (new connections are refused by the
+//! closed listener), let live sessions finish for `shutdown_grace`, then tell the rest
+//! to close; finally the writer rolls its last segment and seals every session.
+
+use crate::config::GatewayConfig;
+use crate::error::RecorderError;
+use crate::protocol::{self, Limits, TapContext};
+use crate::shutdown::{self, Phase};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tapline_store::writer::WriterStats;
+use tapline_store::{Archive, ArchiveWriter, GatewayKey, WriterConfig};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// What a finished gateway run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub stats: WriterStats,
+    /// Sessions still live when the grace period ran out.
+    pub sessions_cut: usize,
+}
+
+/// A gateway whose listeners are bound and ready.
+pub struct Gateway {
+    config: GatewayConfig,
+    listeners: Vec<(Arc<crate::config::ConnectionConfig>, TcpListener)>,
+    writer: ArchiveWriter,
+}
+
+impl Gateway {
+    /// Binds every listener and starts the archive writer. Fails before serving
+    /// anything if a port is taken or the archive cannot be written.
+    pub async fn bind(
+        config: GatewayConfig,
+        archive: Archive,
+        key: GatewayKey,
+    ) -> Result<Self, RecorderError> {
+        let mut listeners = Vec::new();
+        for c in &config.connections {
+            let listener =
+                TcpListener::bind(c.listen)
+                    .await
+                    .map_err(|source| RecorderError::Bind {
+                        connection: c.name.clone(),
+                        addr: c.listen,
+                        source,
+                    })?;
+            listeners.push((Arc::new(c.clone()), listener));
+        }
+        archive.publish_key(&key).await?;
+        let writer = ArchiveWriter::start(
+            archive,
+            key,
+            WriterConfig {
+                gateway_id: config.id.clone(),
+                flush_interval: config.flush_interval,
+                max_buffer_bytes: 64 << 20,
+            },
+        );
+        Ok(Gateway {
+            config,
+            listeners,
+            writer,
+        })
+    }
+
+    /// The bound addresses, by connection name (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(c, l)| l.local_addr().ok().map(|a| (c.name.clone(), a)))
+            .collect()
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<RunSummary, RecorderError> {
+        let (trigger, shutdown) = shutdown::channel();
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let postgres = Arc::new(protocol::postgres::Shared::default());
+        let limits = Limits {
+            max_message_bytes: self.config.max_message_bytes,
+            max_recorded_result_bytes: self.config.max_recorded_result_bytes,
+        };
+        let mut accept_tasks = Vec::new();
+        for (conn, listener) in self.listeners {
+            let ctx = Arc::new(TapContext {
+                connection: conn.clone(),
+                writer: self.writer.handle(),
+                limits,
+                shutdown: shutdown.clone(),
+                postgres: postgres.clone(),
+            });
+            let alive = alive_tx.clone();
+            let live = live.clone();
+            let mut stop_accepting = shutdown.clone();
+            tracing::info!(
+                connection = %conn.name,
+                listen = %conn.listen,
+                upstream = %conn.upstream,
+                client_auth = match conn.client_auth {
+                    crate::config::ClientAuth::Trust => "trust (loopback only: anyone who can reach this port is let in under the user name they give)",
+                    crate::config::ClientAuth::Secrets(_) => "per-user secrets (SCRAM-SHA-256)",
+                },
+                "listening"
+            );
+            accept_tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((socket, peer)) => {
+                                let ctx = ctx.clone();
+                                let alive = alive.clone();
+                                let live = live.clone();
+                                live.fetch_add(1, Ordering::SeqCst);
+                                tokio::spawn(async move {
+                                    protocol::serve(ctx, socket, peer).await;
+                                    live.fetch_sub(1, Ordering::SeqCst);
+                                    drop(alive);
+                                });
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            }
+                        },
+                        _ = stop_accepting.reached(Phase::Draining) => break,
+                    }
+                }
+                // Dropping the listener here refuses further connections.
+            }));
+        }
+        drop(alive_tx);
+
+        stop.await;
+        tracing::info!(grace = ?self.config.shutdown_grace, "shutting down: no new connections; live sessions may finish");
+        trigger.set(Phase::Draining);
+        for t in accept_tasks {
+            let _ = t.await;
+        }
+        let mut sessions_cut = 0;
+        if tokio::time::timeout(self.config.shutdown_grace, alive_rx.recv())
+            .await
+            .is_err()
+        {
+            sessions_cut = live.load(Ordering::SeqCst);
+            tracing::info!("grace period over: closing the remaining sessions");
+            trigger.set(Phase::Terminating);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), alive_rx.recv()).await;
+        }
+        let stats = self.writer.shutdown().await?;
+        tracing::info!(
+            events = stats.events_written,
+            segments = stats.segments_written,
+            seals = stats.seals_written,
+            "archive flushed and sealed"
+        );
+        Ok(RunSummary {
+            stats,
+            sessions_cut,
+        })
+    }
+}

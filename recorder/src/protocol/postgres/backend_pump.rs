@@ -1,0 +1,439 @@
+//! Upstream → client: decode each message, build the result of the command at the
+//! head of the pipeline, record it when it completes, then forward the bytes.
+//!
+//! A result event's payload is the exact backend bytes of that command's response
+//! (up to `max_recorded_result_bytes`), and its text a readable rendering: column
+//! names, then rows, tab-separated.
+
+use super::error_response::{ErrorFields, gateway_error};
+use super::frame::peek_message_len;
+use super::frontend::Target;
+use super::io::TapError;
+use super::pipeline::Pending;
+use super::row::{
+    Column, apply_result_formats, parse_row_description, render_data_row, render_header,
+    tag_row_count,
+};
+use super::session_state::SessionState;
+use super::wire::Reader;
+use crate::shutdown::{Phase, Shutdown};
+use bytes::{Buf, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tapline_store::{Direction, EventDraft, Kind, Status};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+
+/// How the upstream side ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendEnd {
+    /// The upstream closed the connection.
+    Closed,
+    /// The gateway's shutdown grace ran out; the client was told.
+    Shutdown,
+}
+
+/// PostgreSQL's own ceiling for one message.
+const SERVER_MESSAGE_LIMIT: usize = (1 << 30) + 5;
+
+/// The readable rendering of one result is capped here; rows past it are counted.
+const TEXT_CAP: usize = 1 << 20;
+
+/// The result being assembled for the command at the head of the pipeline.
+struct ResultBuilder {
+    command: String,
+    started: Instant,
+    simple: bool,
+    cols: Option<Vec<Column>>,
+    payload: BytesMut,
+    payload_cap: usize,
+    bytes_not_recorded: u64,
+    text: String,
+    rows_not_rendered: u64,
+    tag_rows: Option<u64>,
+    data_rows: u64,
+    error: Option<ErrorFields>,
+}
+
+impl ResultBuilder {
+    fn new(
+        command: String,
+        started: Instant,
+        simple: bool,
+        cols: Option<Vec<Column>>,
+        cap: usize,
+    ) -> Self {
+        ResultBuilder {
+            command,
+            started,
+            simple,
+            cols,
+            payload: BytesMut::new(),
+            payload_cap: cap,
+            bytes_not_recorded: 0,
+            text: String::new(),
+            rows_not_rendered: 0,
+            tag_rows: None,
+            data_rows: 0,
+            error: None,
+        }
+    }
+
+    fn append(&mut self, raw: &[u8]) {
+        if self.payload.len() + raw.len() <= self.payload_cap {
+            self.payload.extend_from_slice(raw);
+        } else {
+            self.bytes_not_recorded += raw.len() as u64;
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        if self.text.len() < TEXT_CAP {
+            self.text.push_str(s);
+            self.text.push('\n');
+        }
+    }
+
+    fn add_tag(&mut self, tag: &str) {
+        if let Some(n) = tag_row_count(tag) {
+            *self.tag_rows.get_or_insert(0) += n;
+        }
+        // Row-returning commands are already described by their rows.
+        if !(tag.starts_with("SELECT") || tag.starts_with("FETCH")) && !tag.is_empty() {
+            self.line(tag);
+        }
+    }
+
+    fn into_draft(mut self) -> EventDraft {
+        if self.rows_not_rendered > 0 {
+            let note = format!("… {} more rows not rendered", self.rows_not_rendered);
+            self.text.push_str(&note);
+            self.text.push('\n');
+        }
+        if self.bytes_not_recorded > 0 {
+            let note = format!(
+                "[recording truncated: {} more bytes were forwarded to the client but not recorded (max_recorded_result_bytes)]",
+                self.bytes_not_recorded
+            );
+            self.text.push_str(&note);
+            self.text.push('\n');
+        }
+        let duration = self.started.elapsed().as_micros() as u64;
+        let rows = self.tag_rows.unwrap_or(self.data_rows);
+        let (kind, status, text) = match &self.error {
+            Some(e) => (
+                Kind::Error,
+                Status::Error,
+                format!("{}\n{}", e.render(), self.text),
+            ),
+            None => (Kind::Result, Status::Ok, self.text),
+        };
+        EventDraft::new(Direction::Server, kind)
+            .command(self.command)
+            .status(status)
+            .row_count(rows)
+            .duration_us(duration)
+            .payload(self.payload.freeze())
+            .text(text.trim_end().to_string())
+    }
+}
+
+#[derive(Default)]
+struct BackendState {
+    /// Statement name → columns, from a statement Describe.
+    statements: HashMap<String, Vec<Column>>,
+    /// Portal name → columns, with result formats applied.
+    portals: HashMap<String, Vec<Column>>,
+    current: Option<ResultBuilder>,
+}
+
+/// Runs until the upstream closes, the gateway shuts down, or an error.
+pub async fn run(
+    state: Arc<SessionState>,
+    mut server: OwnedReadHalf,
+    mut buf: BytesMut,
+    mut shutdown: Shutdown,
+) -> Result<BackendEnd, TapError> {
+    let mut be = BackendState::default();
+    loop {
+        let mut pos = 0;
+        while let Some(len) = peek_message_len(&buf[pos..], SERVER_MESSAGE_LIMIT)? {
+            be.handle(&state, &buf[pos..pos + len])?;
+            pos += len;
+        }
+        if pos > 0 {
+            state
+                .client_writer
+                .lock()
+                .await
+                .write_all(&buf[..pos])
+                .await?;
+            buf.advance(pos);
+        }
+        let n = tokio::select! {
+            r = server.read_buf(&mut buf) => r?,
+            _ = shutdown.reached(Phase::Terminating) => {
+                let msg = gateway_error(
+                    "FATAL",
+                    "57P01",
+                    "terminating connection because the tapline gateway is shutting down",
+                    Some("reconnect in a moment; your session up to here is recorded".into()),
+                );
+                let _ = state.client_writer.lock().await.write_all(&msg).await;
+                return Ok(BackendEnd::Shutdown);
+            }
+        };
+        if n == 0 {
+            return Ok(BackendEnd::Closed);
+        }
+        state.add_bytes_from_server(n);
+    }
+}
+
+impl BackendState {
+    /// The builder of the command at the head of the pipeline, started on demand.
+    fn current(&mut self, state: &SessionState) -> Option<&mut ResultBuilder> {
+        if self.current.is_none() {
+            let cap = state.limits.max_recorded_result_bytes;
+            self.current = match state.pipeline.front()? {
+                Pending::Simple { command, started } => {
+                    Some(ResultBuilder::new(command, started, true, None, cap))
+                }
+                Pending::Execute {
+                    portal,
+                    command,
+                    started,
+                } => {
+                    let cols = self.portals.get(&portal).cloned();
+                    Some(ResultBuilder::new(command, started, false, cols, cap))
+                }
+                _ => None,
+            };
+        }
+        self.current.as_mut()
+    }
+
+    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<(), TapError> {
+        let tag = raw[0];
+        let body = &raw[5..];
+        match tag {
+            b'T' => {
+                let cols = parse_row_description(body)?;
+                if let Some(Pending::Describe { target, name }) = state.pipeline.front() {
+                    match target {
+                        Target::Statement => self.statements.insert(name, cols),
+                        Target::Portal => self.portals.insert(name, cols),
+                    };
+                    state.pipeline.pop();
+                } else if let Some(r) = self.current(state) {
+                    render_header(&cols, &mut r.text);
+                    r.cols = Some(cols);
+                    r.append(raw);
+                }
+            }
+            b'n' => {
+                if let Some(Pending::Describe { target, name }) = state.pipeline.front() {
+                    match target {
+                        Target::Statement => self.statements.insert(name, Vec::new()),
+                        Target::Portal => self.portals.insert(name, Vec::new()),
+                    };
+                    state.pipeline.pop();
+                }
+            }
+            b'1' => self.pop_if(state, |p| matches!(p, Pending::Parse { .. })),
+            b'3' => self.pop_if(state, |p| matches!(p, Pending::Close)),
+            b'2' => {
+                if let Some(Pending::Bind {
+                    statement,
+                    portal,
+                    result_formats,
+                }) = state.pipeline.front()
+                {
+                    let mut cols = self.statements.get(&statement).cloned().unwrap_or_default();
+                    apply_result_formats(&mut cols, &result_formats);
+                    self.portals.insert(portal, cols);
+                    state.pipeline.pop();
+                }
+            }
+            b'D' => {
+                if let Some(r) = self.current(state) {
+                    r.data_rows += 1;
+                    r.append(raw);
+                    if r.text.len() < TEXT_CAP {
+                        render_data_row(body, r.cols.as_deref(), &mut r.text)?;
+                    } else {
+                        r.rows_not_rendered += 1;
+                    }
+                }
+            }
+            b'C' | b'I' | b's' => {
+                let cmd_tag = if tag == b'C' {
+                    Reader::new(tag, body).cstr()?.to_string()
+                } else {
+                    String::new()
+                };
+                if let Some(r) = self.current(state) {
+                    r.append(raw);
+                    r.add_tag(&cmd_tag);
+                    if !r.simple {
+                        self.finish(state)?;
+                        state.pipeline.pop();
+                    }
+                }
+            }
+            b'G' | b'H' | b'W' | b'c' | b'V' => {
+                if let Some(r) = self.current(state) {
+                    r.append(raw);
+                }
+            }
+            b'd' => {
+                if let Some(r) = self.current(state) {
+                    r.append(raw);
+                    if r.text.len() < TEXT_CAP {
+                        r.text.push_str(&String::from_utf8_lossy(body));
+                    }
+                }
+            }
+            b'E' => self.error(state, raw)?,
+            b'N' => {
+                let fields = ErrorFields::parse(tag, body)?;
+                if let Some(r) = self.current(state) {
+                    r.append(raw);
+                    r.line(&format!("NOTICE: {}", fields.render()));
+                } else {
+                    state.record(
+                        EventDraft::new(Direction::Server, Kind::Output)
+                            .payload(bytes::Bytes::copy_from_slice(raw))
+                            .text(format!("NOTICE: {}", fields.render())),
+                    )?;
+                }
+            }
+            b'A' => {
+                let mut r = Reader::new(tag, body);
+                let pid = r.i32()?;
+                let channel = r.cstr()?;
+                let payload = r.cstr()?;
+                state.record(
+                    EventDraft::new(Direction::Server, Kind::Output)
+                        .payload(bytes::Bytes::copy_from_slice(raw))
+                        .text(format!("NOTIFY {channel}: {payload} (from backend {pid})")),
+                )?;
+            }
+            b'Z' => {
+                match state.pipeline.front() {
+                    Some(Pending::Simple { .. }) => {
+                        if let Some(r) = self.current(state) {
+                            r.append(raw);
+                        }
+                        self.finish(state)?;
+                        state.pipeline.pop();
+                    }
+                    Some(Pending::Sync) => {
+                        state.pipeline.pop();
+                    }
+                    _ => {
+                        // Out of step (a client that sent no Sync, or a server quirk):
+                        // resynchronise on the next Sync or simple query.
+                        state.pipeline.drain_until_sync();
+                        state.pipeline.pop();
+                        self.current = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn pop_if(&mut self, state: &SessionState, pred: impl Fn(&Pending) -> bool) {
+        if state.pipeline.front().is_some_and(|p| pred(&p)) {
+            state.pipeline.pop();
+        }
+    }
+
+    fn finish(&mut self, state: &SessionState) -> Result<(), TapError> {
+        if let Some(r) = self.current.take() {
+            state.record(r.into_draft())?;
+        }
+        Ok(())
+    }
+
+    /// An ErrorResponse: in a simple query it ends with ReadyForQuery; in the extended
+    /// protocol the server skips everything until Sync, so the failing command is
+    /// recorded now and the commands skipped after it are recorded as such.
+    fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<(), TapError> {
+        let fields = ErrorFields::parse(b'E', &raw[5..])?;
+        match state.pipeline.front() {
+            Some(Pending::Simple { .. }) => {
+                if let Some(r) = self.current(state) {
+                    r.append(raw);
+                    r.error = Some(fields);
+                }
+                return Ok(());
+            }
+            None | Some(Pending::Sync) => {
+                // Not tied to any command: e.g. the server terminating the session.
+                return state.record(
+                    EventDraft::new(Direction::Server, Kind::Error)
+                        .status(Status::Error)
+                        .payload(bytes::Bytes::copy_from_slice(raw))
+                        .text(fields.render()),
+                );
+            }
+            Some(_) => {}
+        }
+        let cap = state.limits.max_recorded_result_bytes;
+        let skipped = state.pipeline.drain_until_sync();
+        let mut executes = skipped.iter().filter_map(|p| match p {
+            Pending::Execute {
+                command, started, ..
+            } => Some((command.clone(), *started)),
+            _ => None,
+        });
+        let failing = match executes.next() {
+            Some((command, started)) => Some((command, started)),
+            None => {
+                // A Parse or Bind failed with no Execute behind it (a client preparing a
+                // statement): record the statement as the command that failed.
+                skipped
+                    .iter()
+                    .find_map(|p| match p {
+                        Pending::Parse { sql, started, .. } => Some((sql.clone(), *started)),
+                        _ => None,
+                    })
+                    .inspect(|(sql, _)| {
+                        let _ = state.record(
+                            EventDraft::new(Direction::Client, Kind::Query)
+                                .command(sql.clone())
+                                .text(format!("(prepare) {sql}")),
+                        );
+                    })
+            }
+        };
+        let mut builder = match (self.current.take(), failing) {
+            (Some(b), _) => b,
+            (None, Some((command, started))) => {
+                ResultBuilder::new(command, started, false, None, cap)
+            }
+            (None, None) => ResultBuilder::new(String::new(), Instant::now(), false, None, cap),
+        };
+        builder.append(raw);
+        builder.error = Some(fields);
+        let mut draft = builder.into_draft();
+        if draft.command.as_deref() == Some("") {
+            draft.command = None;
+        }
+        state.record(draft)?;
+        for (command, _) in executes {
+            state.record(
+                EventDraft::new(Direction::Gateway, Kind::Error)
+                    .command(command)
+                    .status(Status::Error)
+                    .row_count(0)
+                    .text("skipped: the server did not run this command because an earlier command in the same pipeline failed"),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! Authenticating the caller to the gateway.
+//!
+//! Per-user secrets are checked with SCRAM-SHA-256 against stored verifiers, so the
+//! gateway holds no client secret in clear and none crosses the wire. An unknown user
+//! runs the same exchange against a throw-away verifier, so a failure does not reveal
+//! which user names exist.
+
+use super::auth::{AuthRequest, parse_sasl_initial};
+use super::error_response::gateway_error;
+use super::io::{TapError, read_message};
+use crate::config::ClientAuth;
+use crate::scram::{MECHANISM, ScramServer, ScramVerifier};
+use bytes::BytesMut;
+use std::sync::LazyLock;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// The verifier unknown users are checked against; no secret matches it.
+static DECOY: LazyLock<ScramVerifier> = LazyLock::new(|| {
+    use rand::RngCore;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    ScramVerifier::derive(&hex::encode(secret), 4096)
+});
+
+/// The outcome, as recorded in the session's auth event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The caller may proceed; the method is recorded.
+    Accepted(&'static str),
+    /// The caller was refused; the reason is recorded (never a secret).
+    Refused(String),
+}
+
+/// Runs client authentication. On refusal the client has already been told why.
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    auth: &ClientAuth,
+    client: &mut S,
+    buf: &mut BytesMut,
+    user: &str,
+) -> Result<AuthOutcome, TapError> {
+    let verifiers = match auth {
+        ClientAuth::Trust => return Ok(AuthOutcome::Accepted("trust")),
+        ClientAuth::Secrets(v) => v,
+    };
+    let known = verifiers.get(user);
+    let verifier = known.cloned().unwrap_or_else(|| DECOY.clone());
+    client
+        .write_all(
+            &AuthRequest::Sasl {
+                mechanisms: vec![MECHANISM.into()],
+            }
+            .to_message(),
+        )
+        .await?;
+    let refuse = |why: String| AuthOutcome::Refused(why);
+    let Some(first) = read_message(client, buf, 64 * 1024).await? else {
+        return Ok(refuse(
+            "the client closed the connection during authentication".into(),
+        ));
+    };
+    if first.tag != b'p' {
+        return Err(TapError::Protocol(format!(
+            "expected a SASL response during authentication, got message '{}'",
+            first.tag as char
+        )));
+    }
+    let (mechanism, data) = parse_sasl_initial(first.body())?;
+    if mechanism != MECHANISM {
+        fail(client, user).await?;
+        return Ok(refuse(format!(
+            "the client asked for SASL mechanism {mechanism}"
+        )));
+    }
+    let (server, server_first) = match ScramServer::start(verifier, &data) {
+        Ok(x) => x,
+        Err(e) => {
+            fail(client, user).await?;
+            return Ok(refuse(e.to_string()));
+        }
+    };
+    client
+        .write_all(&AuthRequest::SaslContinue { data: server_first }.to_message())
+        .await?;
+    let Some(fin) = read_message(client, buf, 64 * 1024).await? else {
+        return Ok(refuse(
+            "the client closed the connection during authentication".into(),
+        ));
+    };
+    if fin.tag != b'p' {
+        return Err(TapError::Protocol(
+            "expected the SASL final response".into(),
+        ));
+    }
+    match server.finish(fin.body()) {
+        Ok(server_final) if known.is_some() => {
+            client
+                .write_all(&AuthRequest::SaslFinal { data: server_final }.to_message())
+                .await?;
+            Ok(AuthOutcome::Accepted("scram-sha-256"))
+        }
+        Ok(_) => {
+            fail(client, user).await?;
+            Ok(refuse(format!("no secret is configured for user `{user}`")))
+        }
+        Err(_) => {
+            fail(client, user).await?;
+            Ok(refuse("wrong secret".into()))
+        }
+    }
+}
+
+async fn fail<S: AsyncWrite + Unpin>(client: &mut S, user: &str) -> Result<(), TapError> {
+    client
+        .write_all(&gateway_error(
+            "FATAL",
+            "28P01",
+            format!("password authentication failed for user \"{user}\""),
+            Some("tapline checks the secret configured for this user on this connection".into()),
+        ))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! Client → upstream: decode each message, record commands, queue what awaits a
+//! response, then forward the bytes unchanged.
+
+use super::frame::peek_message_len;
+use super::frontend::{FrontendMessage, Target, render_param};
+use super::io::TapError;
+use super::pipeline::Pending;
+use super::session_state::SessionState;
+use crate::shutdown::{Phase, Shutdown};
+use bytes::{Buf, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tapline_store::{Direction, EventDraft, Kind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// How the client side ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontendEnd {
+    /// The client sent Terminate.
+    Terminated,
+    /// The client closed its socket.
+    Closed,
+    /// The gateway's shutdown grace ran out.
+    Shutdown,
+}
+
+/// COPY FROM STDIN data is recorded in chunks of at most this many bytes.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Bytes of extended-protocol messages that belong to the next Execute.
+const MAX_PENDING_RECORD: usize = 1 << 20;
+
+#[derive(Default)]
+struct FrontendState {
+    /// Prepared statement name → (SQL, parameter type OIDs).
+    statements: HashMap<String, (String, Vec<u32>)>,
+    /// Portal name → the command text recorded when it is executed.
+    portals: HashMap<String, String>,
+    /// Client bytes of Parse/Bind/Describe since the last Execute.
+    pending_bytes: BytesMut,
+    /// The command that started the current COPY FROM STDIN.
+    last_simple: Option<String>,
+    copy: BytesMut,
+}
+
+/// Runs until the client leaves, the gateway shuts down, or an error.
+pub async fn run(
+    state: Arc<SessionState>,
+    mut client: OwnedReadHalf,
+    mut server: OwnedWriteHalf,
+    mut shutdown: Shutdown,
+) -> Result<FrontendEnd, TapError> {
+    let limit = state.limits.max_message_bytes;
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut fe = FrontendState::default();
+    loop {
+        let n = tokio::select! {
+            r = client.read_buf(&mut buf) => r?,
+            _ = shutdown.reached(Phase::Terminating) => {
+                let _ = server.write_all(b"X\0\0\0\x04").await;
+                return Ok(FrontendEnd::Shutdown);
+            }
+        };
+        if n == 0 {
+            if !buf.is_empty() {
+                return Err(TapError::Protocol(format!(
+                    "the client closed the connection in the middle of a message ({} bytes pending)",
+                    buf.len()
+                )));
+            }
+            let _ = server.write_all(b"X\0\0\0\x04").await;
+            return Ok(FrontendEnd::Closed);
+        }
+        state.add_bytes_from_client(n);
+        let mut pos = 0;
+        let mut terminated = false;
+        while let Some(len) = peek_message_len(&buf[pos..], limit)? {
+            let raw = &buf[pos..pos + len];
+            terminated |= fe.handle(&state, raw)?;
+            pos += len;
+            if terminated {
+                break;
+            }
+        }
+        if pos > 0 {
+            server.write_all(&buf[..pos]).await?;
+            buf.advance(pos);
+        }
+        if terminated {
+            return Ok(FrontendEnd::Terminated);
+        }
+    }
+}
+
+impl FrontendState {
+    /// Handles one whole message; returns true for Terminate.
+    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<bool, TapError> {
+        let tag = raw[0];
+        let msg = FrontendMessage::parse(tag, &raw[5..])?;
+        match msg {
+            FrontendMessage::Query { sql } => {
+                state.record(
+                    EventDraft::new(Direction::Client, Kind::Query)
+                        .command(sql.clone())
+                        .text(sql.clone())
+                        .payload(bytes::Bytes::copy_from_slice(raw)),
+                )?;
+                self.last_simple = Some(sql.clone());
+                state.pipeline.push(Pending::Simple {
+                    command: sql,
+                    started: Instant::now(),
+                });
+            }
+            FrontendMessage::FunctionCall { oid } => {
+                let command = format!("<fast-path function call, oid {oid}>");
+                state.record(
+                    EventDraft::new(Direction::Client, Kind::Query)
+                        .command(command.clone())
+                        .payload(bytes::Bytes::copy_from_slice(raw)),
+                )?;
+                state.pipeline.push(Pending::Simple {
+                    command,
+                    started: Instant::now(),
+                });
+            }
+            FrontendMessage::Parse {
+                statement,
+                sql,
+                param_types,
+            } => {
+                self.keep_for_execute(raw);
+                self.statements
+                    .insert(statement.clone(), (sql.clone(), param_types));
+                state.pipeline.push(Pending::Parse {
+                    statement,
+                    sql,
+                    started: Instant::now(),
+                });
+            }
+            FrontendMessage::Bind {
+                portal,
+                statement,
+                param_formats,
+                params,
+                result_formats,
+            } => {
+                self.keep_for_execute(raw);
+                let command = self.command_for(&statement, &param_formats, &params);
+                self.portals.insert(portal.clone(), command);
+                state.pipeline.push(Pending::Bind {
+                    statement,
+                    portal,
+                    result_formats,
+                });
+            }
+            FrontendMessage::Describe { target, name } => {
+                self.keep_for_execute(raw);
+                state.pipeline.push(Pending::Describe { target, name });
+            }
+            FrontendMessage::Execute { portal, .. } => {
+                let command = self
+                    .portals
+                    .get(&portal)
+                    .cloned()
+                    .unwrap_or_else(|| format!("<execute of unknown portal \"{portal}\">"));
+                let mut payload = std::mem::take(&mut self.pending_bytes);
+                payload.extend_from_slice(raw);
+                state.record(
+                    EventDraft::new(Direction::Client, Kind::Query)
+                        .command(command.clone())
+                        .text(command.clone())
+                        .payload(payload.freeze()),
+                )?;
+                state.pipeline.push(Pending::Execute {
+                    portal,
+                    command,
+                    started: Instant::now(),
+                });
+            }
+            FrontendMessage::Close { target, name } => {
+                match target {
+                    Target::Statement => self.statements.remove(&name),
+                    Target::Portal => self.portals.remove(&name).map(|c| (c, Vec::new())),
+                };
+                state.pipeline.push(Pending::Close);
+            }
+            FrontendMessage::Sync => state.pipeline.push(Pending::Sync),
+            FrontendMessage::Flush => {}
+            FrontendMessage::CopyData => {
+                self.copy.extend_from_slice(raw);
+                if self.copy.len() >= COPY_CHUNK {
+                    self.record_copy(state, None)?;
+                }
+            }
+            FrontendMessage::CopyDone => {
+                self.copy.extend_from_slice(raw);
+                self.record_copy(state, None)?;
+            }
+            FrontendMessage::CopyFail { reason } => {
+                self.copy.extend_from_slice(raw);
+                self.record_copy(state, Some(reason))?;
+            }
+            FrontendMessage::Terminate => return Ok(true),
+            FrontendMessage::Password => {
+                return Err(TapError::Protocol(
+                    "the client sent a password message after authentication had finished".into(),
+                ));
+            }
+        }
+        Ok(false)
+    }
+
+    fn keep_for_execute(&mut self, raw: &[u8]) {
+        if self.pending_bytes.len() + raw.len() <= MAX_PENDING_RECORD {
+            self.pending_bytes.extend_from_slice(raw);
+        }
+    }
+
+    /// `SQL` followed by `-- params: $1 = '42', $2 = NULL` when there are parameters.
+    fn command_for(&self, statement: &str, formats: &[i16], params: &[Option<Vec<u8>>]) -> String {
+        let (sql, types) = match self.statements.get(statement) {
+            Some((sql, types)) => (sql.as_str(), types.as_slice()),
+            None => return format!("<bind of unknown statement \"{statement}\">"),
+        };
+        if params.is_empty() {
+            return sql.to_string();
+        }
+        let mut out = format!("{sql}\n-- params: ");
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let binary = match formats.len() {
+                0 => false,
+                1 => formats[0] == 1,
+                _ => formats.get(i) == Some(&1),
+            };
+            let oid = types.get(i).copied().unwrap_or(0);
+            out.push_str(&format!(
+                "${} = {}",
+                i + 1,
+                render_param(p.as_deref(), binary, oid)
+            ));
+        }
+        out
+    }
+
+    /// Records buffered COPY FROM STDIN data as an `input` event.
+    fn record_copy(
+        &mut self,
+        state: &SessionState,
+        failed: Option<String>,
+    ) -> Result<(), TapError> {
+        if self.copy.is_empty() {
+            return Ok(());
+        }
+        let payload = std::mem::take(&mut self.copy).freeze();
+        let mut text = String::new();
+        let mut p = &payload[..];
+        while p.len() >= 5 {
+            let len = i32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize + 1;
+            if p[0] == b'd' && len <= p.len() {
+                text.push_str(&String::from_utf8_lossy(&p[5..len]));
+            }
+            p = &p[len.min(p.len())..];
+        }
+        if let Some(reason) = failed {
+            text.push_str(&format!("\n-- COPY aborted by the client: {reason}"));
+        }
+        let mut draft = EventDraft::new(Direction::Client, Kind::Input)
+            .payload(payload)
+            .text(text);
+        draft.command = self.last_simple.clone();
+        state.record(draft)?;
+        Ok(())
+    }
+}

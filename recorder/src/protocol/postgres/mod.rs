@@ -1,0 +1,357 @@
+//! The PostgreSQL v3 tap.
+//!
+//! A session goes through three stages: the startup packet (SSL and GSS requests are
+//! declined, cancel requests are mapped to the upstream), client authentication
+//! against the gateway, and the login upstream with the credential the gateway holds.
+//! Then two pumps run side by side, one per direction, recording as they forward.
+
+pub mod auth;
+pub mod backend_pump;
+pub mod cancel;
+pub mod client_auth;
+pub mod error_response;
+pub mod frame;
+pub mod frontend;
+pub mod frontend_pump;
+pub mod io;
+pub mod pipeline;
+pub mod row;
+pub mod session_state;
+pub mod startup;
+pub mod upstream;
+pub mod wire;
+
+use super::TapContext;
+use crate::shutdown::Phase;
+use auth::{AuthRequest, backend_key_data, ready_for_query};
+use backend_pump::BackendEnd;
+use bytes::BytesMut;
+use client_auth::AuthOutcome;
+use error_response::gateway_error;
+use frontend_pump::FrontendEnd;
+use io::{TapError, read_startup};
+use session_state::SessionState;
+use startup::{StartupPacket, param};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tapline_store::{Direction, EventDraft, Kind, SessionMeta, Status};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// State shared by every PostgreSQL session of the gateway.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub cancel_keys: cancel::CancelRegistry,
+}
+
+/// How long a client may take to send its startup packet and authenticate.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the client leaves, how long the upstream gets to close its side.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves one client connection to the end.
+pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr) {
+    let _ = client.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(8192);
+    let startup = tokio::time::timeout(STARTUP_TIMEOUT, startup(&ctx, &mut client, &mut buf)).await;
+    let (packet, params) = match startup {
+        Ok(Ok(Some(p))) => p,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::warn!(connection = %ctx.connection.name, %peer, error = %e, "startup failed");
+            let _ = client
+                .write_all(&gateway_error(
+                    "FATAL",
+                    "08P01",
+                    format!("tapline: {e}"),
+                    None,
+                ))
+                .await;
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(connection = %ctx.connection.name, %peer, "client sent no startup packet in time");
+            return;
+        }
+    };
+    let user = param(&params, "user").unwrap_or_default().to_string();
+    if user.is_empty() {
+        let _ = client
+            .write_all(&gateway_error(
+                "FATAL",
+                "28000",
+                "no PostgreSQL user name specified in the startup packet",
+                None,
+            ))
+            .await;
+        return;
+    }
+    let conn = &ctx.connection;
+    let database = conn
+        .upstream
+        .database
+        .clone()
+        .or_else(|| param(&params, "database").map(str::to_string));
+    let meta = SessionMeta {
+        session_id: Arc::from(ulid::Ulid::new().to_string()),
+        gateway_id: ctx.writer.gateway_id().clone(),
+        connection: Arc::from(conn.name.as_str()),
+        protocol: Arc::from(conn.protocol.as_str()),
+        user: Arc::from(user.as_str()),
+        groups: Vec::new(),
+        client_addr: peer.to_string(),
+        database: database.clone(),
+        application_name: param(&params, "application_name").map(str::to_string),
+        upstream: conn.upstream.to_string(),
+        start_ns: tapline_store::event::now_ns(),
+    };
+    let mut recorder = match ctx.writer.open_session(meta.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record; refusing the session");
+            let _ = client
+                .write_all(&gateway_error(
+                    "FATAL",
+                    "53000",
+                    format!("tapline cannot record this session: {e}"),
+                    None,
+                ))
+                .await;
+            return;
+        }
+    };
+    let session_id = meta.session_id.clone();
+    tracing::info!(session = %session_id, connection = %conn.name, %user, %peer, "session started");
+    let start_text = format!(
+        "client {peer} user {user} database {} application_name {}",
+        database.as_deref().unwrap_or("-"),
+        meta.application_name.as_deref().unwrap_or("-")
+    );
+    let _ = recorder.record(
+        EventDraft::new(Direction::Client, Kind::SessionStart)
+            .payload(packet)
+            .text(start_text),
+    );
+
+    // Client authentication.
+    let outcome = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        client_auth::authenticate(&conn.client_auth, &mut client, &mut buf, &user),
+    )
+    .await;
+    let method = match outcome {
+        Ok(Ok(AuthOutcome::Accepted(method))) => {
+            let _ = recorder.record(
+                EventDraft::new(Direction::Gateway, Kind::Auth)
+                    .text(format!("client authenticated: {method}")),
+            );
+            method
+        }
+        Ok(Ok(AuthOutcome::Refused(why))) => {
+            tracing::warn!(%why, "client authentication refused");
+            let _ = recorder.record(
+                EventDraft::new(Direction::Gateway, Kind::Auth)
+                    .status(Status::Denied)
+                    .text(format!("client authentication refused: {why}")),
+            );
+            let _ = recorder.end("auth_failed");
+            return;
+        }
+        Ok(Err(e)) => {
+            let _ = recorder.record(
+                EventDraft::new(Direction::Gateway, Kind::Auth)
+                    .status(Status::Denied)
+                    .text(format!("client authentication failed: {e}")),
+            );
+            let _ = recorder.end("auth_failed");
+            return;
+        }
+        Err(_) => {
+            let _ = recorder.end("auth_timeout");
+            return;
+        }
+    };
+    tracing::debug!(method, "client authenticated");
+
+    // Upstream login.
+    let up = match upstream::connect(conn, &params).await {
+        Ok(up) => up,
+        Err(e) => {
+            let (code, message) = match &e {
+                upstream::UpstreamError::Refused(f) => (
+                    f.code.clone(),
+                    format!(
+                        "tapline connection `{}`: the upstream refused the gateway's login: {}",
+                        conn.name, f.message
+                    ),
+                ),
+                upstream::UpstreamError::Unreachable { .. } => (
+                    "08006".to_string(),
+                    format!(
+                        "tapline connection `{}` cannot reach its upstream: {e}",
+                        conn.name
+                    ),
+                ),
+                _ => (
+                    "08006".to_string(),
+                    format!("tapline connection `{}`: {e}", conn.name),
+                ),
+            };
+            tracing::warn!(error = %e, "upstream login failed");
+            let msg = gateway_error(
+                "FATAL",
+                &code,
+                message.clone(),
+                Some("ask the gateway's operator to check the upstream".into()),
+            );
+            let _ = client.write_all(&msg).await;
+            let _ = recorder.record(
+                EventDraft::new(Direction::Gateway, Kind::Error)
+                    .status(Status::Error)
+                    .payload(msg)
+                    .text(format!("{code} FATAL: {message}")),
+            );
+            let _ = recorder.end("upstream_unavailable");
+            return;
+        }
+    };
+
+    // Greet the client as if it had logged in to the upstream itself, but with the
+    // gateway's cancel key.
+    let key = up.key.map(|(pid, secret)| {
+        ctx.postgres.cancel_keys.register(cancel::UpstreamKey {
+            host: conn.upstream.host.clone(),
+            port: conn.upstream.port,
+            pid,
+            secret,
+        })
+    });
+    let mut greeting = BytesMut::new();
+    greeting.extend_from_slice(&AuthRequest::Ok.to_message());
+    for m in &up.greeting {
+        greeting.extend_from_slice(m);
+    }
+    if let Some((pid, secret)) = key {
+        greeting.extend_from_slice(&backend_key_data(pid, secret));
+    }
+    greeting.extend_from_slice(&ready_for_query(b'I'));
+    if let Err(e) = client.write_all(&greeting).await {
+        tracing::info!(error = %e, "client left during login");
+        let _ = recorder.end("client_closed");
+        return;
+    }
+
+    let (client_rd, client_wr) = client.into_split();
+    let (server_rd, server_wr) = up.stream.into_split();
+    let state = Arc::new(SessionState::new(recorder, client_wr, ctx.limits));
+    let front = tokio::spawn(frontend_pump::run(
+        state.clone(),
+        client_rd,
+        server_wr,
+        ctx.shutdown.clone(),
+    ));
+    let back = tokio::spawn(backend_pump::run(
+        state.clone(),
+        server_rd,
+        up.leftover,
+        ctx.shutdown.clone(),
+    ));
+    let reason = pump(&state, front, back).await;
+    if let Some(k) = key {
+        ctx.postgres.cancel_keys.remove(k);
+    }
+    if reason.starts_with("protocol_error") {
+        tracing::warn!(session = %session_id, %reason, "session closed");
+    } else {
+        tracing::info!(session = %session_id, %reason, "session closed");
+    }
+    let _ = state.client_writer.lock().await.shutdown().await;
+    state.end(&reason);
+}
+
+/// Reads startup packets until the real StartupMessage, answering SSL/GSS requests
+/// and serving cancel requests along the way.
+async fn startup(
+    ctx: &TapContext,
+    client: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Option<(bytes::Bytes, Vec<(String, String)>)>, TapError> {
+    loop {
+        let Some(packet) = read_startup(client, buf).await? else {
+            return Ok(None);
+        };
+        match StartupPacket::parse(&packet)? {
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+                client.write_all(b"N").await?;
+            }
+            StartupPacket::CancelRequest { pid, secret } => {
+                ctx.postgres.cancel_keys.cancel(pid, secret).await;
+                return Ok(None);
+            }
+            StartupPacket::Startup { params, .. } => {
+                if ctx.shutdown.phase() != Phase::Running {
+                    client
+                        .write_all(&gateway_error(
+                            "FATAL",
+                            "57P03",
+                            "the tapline gateway is shutting down",
+                            None,
+                        ))
+                        .await?;
+                    return Ok(None);
+                }
+                return Ok(Some((packet, params)));
+            }
+        }
+    }
+}
+
+/// Waits for the pumps and names how the session ended.
+async fn pump(
+    state: &SessionState,
+    mut front: tokio::task::JoinHandle<Result<FrontendEnd, TapError>>,
+    mut back: tokio::task::JoinHandle<Result<BackendEnd, TapError>>,
+) -> String {
+    let fatal = |e: &TapError| {
+        gateway_error(
+            "FATAL",
+            "08P01",
+            format!("tapline closed the session: {e}"),
+            None,
+        )
+    };
+    tokio::select! {
+        r = &mut front => {
+            let reason = match r {
+                Ok(Ok(FrontendEnd::Terminated | FrontendEnd::Closed)) => "client_closed".to_string(),
+                Ok(Ok(FrontendEnd::Shutdown)) => "shutdown".to_string(),
+                Ok(Err(e)) => {
+                    let _ = state.client_writer.lock().await.write_all(&fatal(&e)).await;
+                    back.abort();
+                    return format!("protocol_error: client: {e}");
+                }
+                Err(e) => format!("protocol_error: client task: {e}"),
+            };
+            // Let the upstream finish and close its side, so late results are recorded.
+            match tokio::time::timeout(CLOSE_WAIT, &mut back).await {
+                Ok(_) => {}
+                Err(_) => back.abort(),
+            }
+            reason
+        }
+        r = &mut back => {
+            front.abort();
+            match r {
+                Ok(Ok(BackendEnd::Closed)) => "upstream_closed".to_string(),
+                Ok(Ok(BackendEnd::Shutdown)) => "shutdown".to_string(),
+                Ok(Err(e)) => {
+                    let _ = state.client_writer.lock().await.write_all(&fatal(&e)).await;
+                    format!("protocol_error: upstream: {e}")
+                }
+                Err(e) => format!("protocol_error: upstream task: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The queue of client requests still waiting for their responses.
+//!
+//! PostgreSQL answers requests strictly in order, so the frontend pump pushes each
+//! request before forwarding it and the backend pump pops it when its response has
+//! arrived. This is how a result is tied to the command that asked for it even when a
+//! client pipelines many extended-protocol messages before the first reply.
+
+use super::frontend::Target;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One request awaiting its response.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// A simple Query (or fast-path call): everything until ReadyForQuery answers it.
+    Simple {
+        command: String,
+        started: Instant,
+    },
+    Parse {
+        statement: String,
+        sql: String,
+        started: Instant,
+    },
+    Bind {
+        statement: String,
+        portal: String,
+        result_formats: Vec<i16>,
+    },
+    Describe {
+        target: Target,
+        name: String,
+    },
+    Execute {
+        portal: String,
+        command: String,
+        started: Instant,
+    },
+    Close,
+    Sync,
+}
+
+/// The shared queue.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    queue: Mutex<VecDeque<Pending>>,
+}
+
+impl Pipeline {
+    /// Adds a request the client is about to send upstream.
+    pub fn push(&self, p: Pending) {
+        self.lock().push_back(p);
+    }
+
+    /// The oldest request still waiting.
+    pub fn front(&self) -> Option<Pending> {
+        self.lock().front().cloned()
+    }
+
+    /// Removes the oldest request.
+    pub fn pop(&self) -> Option<Pending> {
+        self.lock().pop_front()
+    }
+
+    /// After an error in the extended protocol the server skips everything until the
+    /// next Sync: removes those requests and returns them.
+    pub fn drain_until_sync(&self) -> Vec<Pending> {
+        let mut q = self.lock();
+        let mut out = Vec::new();
+        while let Some(p) = q.front() {
+            if matches!(p, Pending::Sync | Pending::Simple { .. }) {
+                break;
+            }
+            out.extend(q.pop_front());
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+        // A poisoned queue only means another pump panicked; the data is still sound.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,67 @@
+//! What the two pumps of one session share: the recorder, the pipeline of pending
+//! requests, and the client's write half (so either side can tell the client why the
+//! session ends).
+
+use super::io::TapError;
+use super::pipeline::Pipeline;
+use crate::protocol::Limits;
+use std::sync::Mutex;
+use tapline_store::{EventDraft, SessionRecorder};
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// Shared by the frontend and backend pump of one session.
+pub struct SessionState {
+    recorder: Mutex<Option<SessionRecorder>>,
+    pub pipeline: Pipeline,
+    pub client_writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pub limits: Limits,
+}
+
+impl SessionState {
+    /// Wraps a session's recorder and the client's write half.
+    pub fn new(recorder: SessionRecorder, client_writer: OwnedWriteHalf, limits: Limits) -> Self {
+        SessionState {
+            recorder: Mutex::new(Some(recorder)),
+            pipeline: Pipeline::default(),
+            client_writer: tokio::sync::Mutex::new(client_writer),
+            limits,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut SessionRecorder) -> T) -> Option<T> {
+        let mut guard = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_mut().map(f)
+    }
+
+    /// Appends an event to the session chain.
+    pub fn record(&self, draft: EventDraft) -> Result<(), TapError> {
+        match self.with(|r| r.record(draft)) {
+            Some(result) => result.map(|_| ()).map_err(TapError::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts bytes from the client.
+    pub fn add_bytes_from_client(&self, n: usize) {
+        self.with(|r| r.add_bytes_from_client(n));
+    }
+
+    /// Counts bytes from the server.
+    pub fn add_bytes_from_server(&self, n: usize) {
+        self.with(|r| r.add_bytes_from_server(n));
+    }
+
+    /// Ends the session (once) with a reason.
+    pub fn end(&self, reason: &str) {
+        let recorder = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(r) = recorder {
+            if let Err(e) = r.end(reason) {
+                tracing::error!(error = %e, "could not record the end of a session");
+            }
+        }
+    }
+}

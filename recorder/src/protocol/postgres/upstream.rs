@@ -1,0 +1,210 @@
+//! Connecting to the upstream and logging in with the credential the gateway holds.
+//!
+//! The password is read from the configured source, used here and nowhere else: it is
+//! never sent to the client and never passed to the recorder.
+
+use super::auth::{
+    AuthRequest, md5_password, parse_backend_key_data, password_message, sasl_initial_response,
+    sasl_response,
+};
+use super::error_response::ErrorFields;
+use super::io::{TapError, read_message};
+use super::startup::{param, startup_message};
+use crate::config::ConnectionConfig;
+use crate::scram::{MECHANISM, ScramClient};
+use bytes::{Bytes, BytesMut};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// How long connecting and logging in upstream may take.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A logged-in upstream connection, ready for queries.
+pub struct UpstreamConnection {
+    pub stream: TcpStream,
+    /// Bytes already read past ReadyForQuery (normally none).
+    pub leftover: BytesMut,
+    /// ParameterStatus and NoticeResponse messages to replay to the client.
+    pub greeting: Vec<Bytes>,
+    /// The upstream's cancel key.
+    pub key: Option<(i32, i32)>,
+    /// The database actually opened.
+    pub database: String,
+}
+
+/// Why the upstream could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("the upstream refused the gateway's login: {}", .0.message)]
+    Refused(ErrorFields),
+    #[error("the upstream asked for {0}, which the gateway cannot answer")]
+    Unsupported(String),
+    #[error(
+        "the upstream asked for a password but connection has no upstream_password_env or upstream_password_file"
+    )]
+    NoPassword,
+    #[error("upstream login failed: {0}")]
+    Protocol(String),
+}
+
+impl From<TapError> for UpstreamError {
+    fn from(e: TapError) -> Self {
+        UpstreamError::Protocol(e.to_string())
+    }
+}
+
+/// The startup parameters sent upstream: the client's, with the user replaced by the
+/// gateway's upstream user and the database pinned when the upstream URL names one.
+pub fn upstream_params(
+    conn: &ConnectionConfig,
+    client: &[(String, String)],
+) -> Vec<(String, String)> {
+    let database = conn
+        .upstream
+        .database
+        .clone()
+        .or_else(|| param(client, "database").map(str::to_string))
+        .unwrap_or_else(|| conn.upstream.user.clone());
+    let mut out = vec![
+        ("user".to_string(), conn.upstream.user.clone()),
+        ("database".to_string(), database),
+    ];
+    out.extend(
+        client
+            .iter()
+            .filter(|(k, _)| k != "user" && k != "database")
+            .cloned(),
+    );
+    out
+}
+
+/// Connects and logs in.
+pub async fn connect(
+    conn: &ConnectionConfig,
+    client_params: &[(String, String)],
+) -> Result<UpstreamConnection, UpstreamError> {
+    let addr = format!("{}:{}", conn.upstream.host, conn.upstream.port);
+    tokio::time::timeout(UPSTREAM_TIMEOUT, login(conn, client_params, &addr))
+        .await
+        .map_err(|_| UpstreamError::Unreachable {
+            addr: addr.clone(),
+            reason: format!("no answer within {} s", UPSTREAM_TIMEOUT.as_secs()),
+        })?
+}
+
+async fn login(
+    conn: &ConnectionConfig,
+    client_params: &[(String, String)],
+    addr: &str,
+) -> Result<UpstreamConnection, UpstreamError> {
+    let mut stream = TcpStream::connect((conn.upstream.host.as_str(), conn.upstream.port))
+        .await
+        .map_err(|e| UpstreamError::Unreachable {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    let _ = stream.set_nodelay(true);
+    let params = upstream_params(conn, client_params);
+    let database = param(&params, "database").unwrap_or_default().to_string();
+    stream
+        .write_all(&startup_message(&params))
+        .await
+        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut scram: Option<ScramClient> = None;
+    let mut greeting = Vec::new();
+    let mut key = None;
+    let password = || {
+        conn.upstream_password
+            .as_ref()
+            .ok_or(UpstreamError::NoPassword)
+    };
+    loop {
+        let Some(msg) = read_message(&mut stream, &mut buf, 1 << 20).await? else {
+            return Err(UpstreamError::Protocol(
+                "the upstream closed the connection during login".into(),
+            ));
+        };
+        match msg.tag {
+            b'R' => {
+                let reply = match AuthRequest::parse(msg.body()).map_err(TapError::from)? {
+                    AuthRequest::Ok => None,
+                    AuthRequest::Cleartext => Some(password_message(password()?.expose())),
+                    AuthRequest::Md5 { salt } => Some(password_message(&md5_password(
+                        &conn.upstream.user,
+                        password()?.expose(),
+                        &salt,
+                    ))),
+                    AuthRequest::Sasl { mechanisms } => {
+                        if !mechanisms.iter().any(|m| m == MECHANISM) {
+                            return Err(UpstreamError::Unsupported(format!(
+                                "SASL mechanisms {mechanisms:?}"
+                            )));
+                        }
+                        let client = ScramClient::new(password()?.expose());
+                        let first = sasl_initial_response(MECHANISM, &client.client_first());
+                        scram = Some(client);
+                        Some(first)
+                    }
+                    AuthRequest::SaslContinue { data } => {
+                        let client = scram.as_mut().ok_or_else(|| {
+                            UpstreamError::Protocol("SASL continue before SASL start".into())
+                        })?;
+                        let fin = client
+                            .client_final(&data)
+                            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                        Some(sasl_response(&fin))
+                    }
+                    AuthRequest::SaslFinal { data } => {
+                        let client = scram.as_ref().ok_or_else(|| {
+                            UpstreamError::Protocol("SASL final before SASL start".into())
+                        })?;
+                        client
+                            .verify_server_final(&data)
+                            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                        None
+                    }
+                    AuthRequest::Unsupported(code) => {
+                        return Err(UpstreamError::Unsupported(format!(
+                            "authentication method {code} (Kerberos/GSSAPI/SSPI)"
+                        )));
+                    }
+                };
+                if let Some(reply) = reply {
+                    stream
+                        .write_all(&reply)
+                        .await
+                        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                }
+            }
+            b'S' | b'N' => greeting.push(msg.bytes),
+            b'K' => key = Some(parse_backend_key_data(msg.body()).map_err(TapError::from)?),
+            b'E' => {
+                let fields = ErrorFields::parse(b'E', msg.body()).map_err(TapError::from)?;
+                return Err(UpstreamError::Refused(fields));
+            }
+            b'Z' => {
+                return Ok(UpstreamConnection {
+                    stream,
+                    leftover: buf,
+                    greeting,
+                    key,
+                    database,
+                });
+            }
+            b'v' => {
+                // NegotiateProtocolVersion: the server speaks an older minor version;
+                // nothing to do, the session continues.
+            }
+            other => {
+                return Err(UpstreamError::Protocol(format!(
+                    "unexpected message '{}' during login",
+                    other as char
+                )));
+            }
+        }
+    }
+}

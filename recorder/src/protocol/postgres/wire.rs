@@ -1,0 +1,174 @@
+//! Reading and writing the primitive fields of PostgreSQL messages.
+
+use bytes::{BufMut, BytesMut};
+
+/// A message body could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed '{tag}' message: {what}")]
+pub struct DecodeError {
+    pub tag: char,
+    pub what: &'static str,
+}
+
+/// A cursor over a message body that never panics on short input.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    tag: char,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads the body of a message with this tag.
+    pub fn new(tag: u8, buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            tag: tag as char,
+        }
+    }
+
+    fn err(&self, what: &'static str) -> DecodeError {
+        DecodeError {
+            tag: self.tag,
+            what,
+        }
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// A NUL-terminated string (lossy UTF-8).
+    pub fn cstr(&mut self) -> Result<&'a str, DecodeError> {
+        let end = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.err("a string is not NUL-terminated"))?;
+        let s =
+            std::str::from_utf8(&self.buf[..end]).map_err(|_| self.err("a string is not UTF-8"))?;
+        self.buf = &self.buf[end + 1..];
+        Ok(s)
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        let (&b, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| self.err("it ends early"))?;
+        self.buf = rest;
+        Ok(b)
+    }
+
+    /// A big-endian i16.
+    pub fn i16(&mut self) -> Result<i16, DecodeError> {
+        let b = self.bytes(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// A big-endian i32.
+    pub fn i32(&mut self) -> Result<i32, DecodeError> {
+        let b = self.bytes(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A count given as i16 that must not be negative.
+    pub fn count16(&mut self) -> Result<usize, DecodeError> {
+        let n = self.i16()?;
+        usize::try_from(n).map_err(|_| self.err("a count is negative"))
+    }
+
+    /// Exactly `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(self.err("it ends early"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    /// A length-prefixed (i32) value, `None` for SQL NULL (-1).
+    pub fn value(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        let len = self.i32()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| self.err("a value length is negative"))?;
+        self.bytes(len).map(Some)
+    }
+}
+
+/// Builds one tagged message, filling in the length at the end.
+pub struct Builder {
+    buf: BytesMut,
+    length_at: usize,
+}
+
+impl Builder {
+    /// Starts a message with a tag (`None` for startup-phase packets).
+    pub fn new(tag: Option<u8>) -> Self {
+        let mut buf = BytesMut::with_capacity(64);
+        if let Some(t) = tag {
+            buf.put_u8(t);
+        }
+        let length_at = buf.len();
+        buf.put_i32(0);
+        Builder { buf, length_at }
+    }
+
+    pub fn cstr(mut self, s: &str) -> Self {
+        self.buf.put_slice(s.as_bytes());
+        self.buf.put_u8(0);
+        self
+    }
+
+    pub fn i32(mut self, v: i32) -> Self {
+        self.buf.put_i32(v);
+        self
+    }
+
+    pub fn i16(mut self, v: i16) -> Self {
+        self.buf.put_i16(v);
+        self
+    }
+
+    pub fn u8(mut self, v: u8) -> Self {
+        self.buf.put_u8(v);
+        self
+    }
+
+    pub fn raw(mut self, b: &[u8]) -> Self {
+        self.buf.put_slice(b);
+        self
+    }
+
+    /// Finishes the message.
+    pub fn finish(mut self) -> bytes::Bytes {
+        let start = self.length_at;
+        let len = (self.buf.len() - start) as i32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        self.buf.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_refuses_short_and_unterminated_input() {
+        let mut r = Reader::new(b'Q', b"abc");
+        assert!(r.cstr().is_err());
+        let mut r = Reader::new(b'D', &[0, 0, 0, 9, 1]);
+        assert!(r.value().is_err());
+        let mut r = Reader::new(b'D', &[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(r.value().unwrap(), None);
+    }
+
+    #[test]
+    fn builder_fills_in_the_length() {
+        let m = Builder::new(Some(b'Q')).cstr("select 1").finish();
+        assert_eq!(&m[..], b"Q\0\0\0\x0dselect 1\0");
+    }
+}

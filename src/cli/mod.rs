@@ -1,0 +1,27 @@
+//! Glue between clap arguments and the library crates, one file per subcommand.
+
+pub mod gateway;
+pub mod hash_secret;
+pub mod keygen;
+pub mod query;
+pub mod sessions;
+pub mod verify;
+
+use anyhow::Context;
+use tapline_store::{Archive, ArchiveLocation};
+
+/// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Opens an existing archive named by `--archive`, `$TAPLINE_ARCHIVE` or the default.
+pub fn open_archive(flag: Option<&str>) -> anyhow::Result<Archive> {
+    let location = ArchiveLocation::from_flag_or_env(flag).context("--archive")?;
+    Ok(Archive::open(&location)?)
+}

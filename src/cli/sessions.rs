@@ -1,0 +1,61 @@
+//! `tapline sessions`: list recorded sessions.
+
+use clap::Args;
+use std::process::ExitCode;
+use tapline_query::format::write_batches;
+use tapline_query::sessions::{SessionFilter, parse_time};
+use tapline_query::{OutputFormat, open_context};
+
+/// List recorded sessions, oldest first.
+///
+/// Examples:
+///   tapline sessions --since 2h
+///   tapline sessions --user alice --contains "DROP TABLE" --format json
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct SessionsArgs {
+    /// Archive folder or file:// URL [default: $TAPLINE_ARCHIVE or ./tapline-archive].
+    #[arg(long, value_name = "PATH_OR_URL")]
+    archive: Option<String>,
+    /// Only sessions of this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only sessions through this connection.
+    #[arg(long)]
+    connection: Option<String>,
+    /// Only sessions running at or after this time (2026-11-21, RFC 3339, or an age like 2h).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only sessions started at or before this time.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Only sessions where a command or result contains TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    contains: Option<String>,
+    /// Output format: table, csv or json.
+    #[arg(long, default_value = "table")]
+    format: OutputFormat,
+}
+
+pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
+    let archive = super::open_archive(args.archive.as_deref())?;
+    let filter = SessionFilter {
+        user: args.user,
+        connection: args.connection,
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time("--since", t))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time("--until", t))
+            .transpose()?,
+        contains: args.contains,
+    };
+    let ctx = open_context(&archive).await?;
+    let batches = ctx.sql(&filter.listing_sql()).await?.collect().await?;
+    write_batches(&mut std::io::stdout().lock(), &batches, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,254 @@
+//! Where the archive lives, and the object-store calls that reach it.
+//!
+//! Everything goes through the `object_store` crate, so a local folder and a cloud
+//! container are one code path; DataFusion queries the same store in place.
+
+use crate::error::StoreError;
+use crate::seal::{GatewayKey, TrustedKeys, parse_public_pem};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::path::PathBuf;
+use std::sync::Arc;
+use url::Url;
+
+/// The environment variable that names the archive when no `--archive` is given.
+pub const ARCHIVE_ENV: &str = "TAPLINE_ARCHIVE";
+
+/// The archive used when neither `--archive` nor `$TAPLINE_ARCHIVE` says otherwise.
+pub const DEFAULT_ARCHIVE: &str = "./tapline-archive";
+
+/// A parsed archive location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    /// A local folder (a plain path or a `file://` URL).
+    Local(PathBuf),
+}
+
+impl ArchiveLocation {
+    /// Parses a plain path, a `file://` URL, or another URL scheme (refused with a
+    /// message naming what is supported).
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let bad = |reason: String| StoreError::BadLocation {
+            location: text.to_string(),
+            reason,
+        };
+        if text.trim().is_empty() {
+            return Err(bad(
+                "it is empty; give a folder path or a file:// URL".into()
+            ));
+        }
+        if let Some(scheme_end) = text.find("://") {
+            let scheme = &text[..scheme_end];
+            return match scheme {
+                "file" => {
+                    let url = Url::parse(text).map_err(|e| bad(format!("not a valid URL: {e}")))?;
+                    let path = url.to_file_path().map_err(|_| {
+                        bad(
+                            "a file:// URL needs an absolute path, e.g. file:///var/lib/tapline"
+                                .into(),
+                        )
+                    })?;
+                    Ok(ArchiveLocation::Local(path))
+                }
+                other => Err(bad(format!(
+                    "the `{other}://` scheme is not supported; use a folder path or a file:// URL"
+                ))),
+            };
+        }
+        Ok(ArchiveLocation::Local(PathBuf::from(text)))
+    }
+
+    /// The location from a flag, else `$TAPLINE_ARCHIVE`, else the default folder.
+    pub fn from_flag_or_env(flag: Option<&str>) -> Result<Self, StoreError> {
+        match flag {
+            Some(f) => Self::parse(f),
+            None => match std::env::var(ARCHIVE_ENV) {
+                Ok(v) if !v.trim().is_empty() => Self::parse(&v),
+                _ => Self::parse(DEFAULT_ARCHIVE),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ArchiveLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveLocation::Local(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// An opened archive: an object store and the URL DataFusion knows it by.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    store: Arc<dyn ObjectStore>,
+    location: ArchiveLocation,
+    root_url: Url,
+}
+
+impl Archive {
+    /// Opens an archive for writing, creating a local folder if it is missing.
+    pub fn create(location: &ArchiveLocation) -> Result<Self, StoreError> {
+        match location {
+            ArchiveLocation::Local(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+                    context: format!("cannot create archive folder {}", dir.display()),
+                    source: e,
+                })?;
+            }
+        }
+        Self::open(location)
+    }
+
+    /// Opens an existing archive for reading.
+    pub fn open(location: &ArchiveLocation) -> Result<Self, StoreError> {
+        match location {
+            ArchiveLocation::Local(dir) => {
+                let abs = std::fs::canonicalize(dir).map_err(|e| StoreError::BadLocation {
+                    location: dir.display().to_string(),
+                    reason: format!(
+                        "no archive folder there ({e}); record some sessions with `tapline gateway` first, or pass --archive"
+                    ),
+                })?;
+                let store = LocalFileSystem::new_with_prefix(&abs).map_err(|e| {
+                    StoreError::ObjectStore {
+                        operation: "open",
+                        path: abs.display().to_string(),
+                        source: e,
+                    }
+                })?;
+                let root_url =
+                    Url::from_directory_path(&abs).map_err(|_| StoreError::BadLocation {
+                        location: abs.display().to_string(),
+                        reason: "cannot be expressed as a file:// URL".into(),
+                    })?;
+                Ok(Archive {
+                    store: Arc::new(store),
+                    location: location.clone(),
+                    root_url,
+                })
+            }
+        }
+    }
+
+    /// The location this archive was opened from.
+    pub fn location(&self) -> &ArchiveLocation {
+        &self.location
+    }
+
+    /// The object store, rooted at the archive.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The object store DataFusion reads the archive through, registered for
+    /// [`Archive::root_url`]. Paths it receives are the URL's full path, so a local
+    /// archive is read through an unprefixed file system store.
+    pub fn store_for_datafusion(&self) -> Arc<dyn ObjectStore> {
+        match &self.location {
+            ArchiveLocation::Local(_) => Arc::new(LocalFileSystem::new()),
+        }
+    }
+
+    /// The URL of the archive root, ending in `/`.
+    pub fn root_url(&self) -> &Url {
+        &self.root_url
+    }
+
+    /// The URL of a table folder (`events/`, `sessions/`), for DataFusion.
+    pub fn table_url(&self, table: &str) -> String {
+        format!("{}{table}/", self.root_url)
+    }
+
+    /// Writes one object in full.
+    pub async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let p = ObjectPath::from(path);
+        self.store
+            .put(&p, PutPayload::from(bytes))
+            .await
+            .map_err(|e| StoreError::ObjectStore {
+                operation: "upload",
+                path: path.to_string(),
+                source: e,
+            })?;
+        Ok(())
+    }
+
+    /// Lists the object paths under a folder of the archive (recursively).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let p = ObjectPath::from(prefix);
+        let metas: Vec<_> =
+            self.store
+                .list(Some(&p))
+                .try_collect()
+                .await
+                .map_err(|e| StoreError::ObjectStore {
+                    operation: "list",
+                    path: prefix.to_string(),
+                    source: e,
+                })?;
+        let mut out: Vec<String> = metas.into_iter().map(|m| m.location.to_string()).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Reads one object in full.
+    pub async fn get(&self, path: &str) -> Result<bytes::Bytes, StoreError> {
+        let err = |e| StoreError::ObjectStore {
+            operation: "download",
+            path: path.to_string(),
+            source: e,
+        };
+        let result = self.store.get(&ObjectPath::from(path)).await.map_err(err)?;
+        result.bytes().await.map_err(err)
+    }
+
+    /// Publishes the gateway's public key under `keys/<key id>.pub`, so a verifier
+    /// without `--pubkey` can find it (and is told that it did).
+    pub async fn publish_key(&self, key: &GatewayKey) -> Result<(), StoreError> {
+        self.put(
+            &format!("keys/{}.pub", key.id()),
+            key.public_pem().into_bytes(),
+        )
+        .await
+    }
+
+    /// The public keys published in the archive.
+    pub async fn published_keys(&self) -> Result<TrustedKeys, StoreError> {
+        let mut keys = TrustedKeys::default();
+        for path in self.list("keys").await? {
+            if !path.ends_with(".pub") {
+                continue;
+            }
+            let pem = self.get(&path).await?;
+            if let Ok(key) = parse_public_pem(&String::from_utf8_lossy(&pem)) {
+                keys.add(key);
+            }
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_paths_and_file_urls() {
+        assert_eq!(
+            ArchiveLocation::parse("./a/b").unwrap(),
+            ArchiveLocation::Local("./a/b".into())
+        );
+        assert_eq!(
+            ArchiveLocation::parse("file:///var/tmp/x").unwrap(),
+            ArchiveLocation::Local("/var/tmp/x".into())
+        );
+        let err = ArchiveLocation::parse("s3://bucket/x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s3://"), "{err}");
+        assert!(ArchiveLocation::parse("").is_err());
+    }
+}

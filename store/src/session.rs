@@ -1,0 +1,63 @@
+//! What the archive knows about a session as a whole.
+
+use crate::seal::Seal;
+use std::sync::Arc;
+
+/// Facts fixed when a session starts, handed over by the protocol tap.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    pub session_id: Arc<str>,
+    pub gateway_id: Arc<str>,
+    pub connection: Arc<str>,
+    pub protocol: Arc<str>,
+    pub user: Arc<str>,
+    pub groups: Vec<String>,
+    pub client_addr: String,
+    pub database: Option<String>,
+    pub application_name: Option<String>,
+    pub upstream: String,
+    pub start_ns: i64,
+}
+
+/// The running totals of a session, as stored with each checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub events: u64,
+    pub commands: u64,
+    pub errors: u64,
+    pub blocked: u64,
+    pub masked_values: u64,
+    pub bytes_from_client: u64,
+    pub bytes_from_server: u64,
+}
+
+/// Whether a checkpoint row is an intermediate seal or the final one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealKind {
+    /// The session was live when sealed.
+    Checkpoint,
+    /// The session had ended.
+    End,
+}
+
+impl SealKind {
+    /// The text stored in the `seal_kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealKind::Checkpoint => "checkpoint",
+            SealKind::End => "end",
+        }
+    }
+}
+
+/// One row of the sessions checkpoint table.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub meta: SessionMeta,
+    pub end_ns: Option<i64>,
+    pub counts: SessionCounts,
+    pub end_reason: Option<String>,
+    pub seal: Seal,
+    pub sealed_at_ns: i64,
+    pub seal_kind: SealKind,
+}

@@ -1,0 +1,79 @@
+//! Helpers for end-to-end tests: throw-away PostgreSQL servers started from the
+//! installed binaries, the built `tapline` binary as a gateway, and CLI runs.
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod postgres;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Waits until something accepts connections on the port.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The built `tapline` binary.
+pub fn tapline_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tapline")
+}
+
+/// Runs `tapline ARGS` against an archive and returns its output.
+pub fn tapline(archive: &Path, args: &[&str]) -> Output {
+    Command::new(tapline_bin())
+        .args(args)
+        .arg("--archive")
+        .arg(archive)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run tapline")
+}
+
+/// Runs `tapline query SQL --format json` and parses the rows.
+pub fn query_json(archive: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let out = tapline(archive, &["query", sql, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "tapline query failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sql
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "query output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
