@@ -241,6 +241,25 @@ impl BackendState {
                     state.pipeline.pop();
                 }
             }
+            b't' => {
+                if let Some(Pending::Describe {
+                    target: Target::Statement,
+                    name,
+                }) = state.pipeline.front()
+                {
+                    let mut r = Reader::new(tag, body);
+                    let n = r.count16()?;
+                    let mut types = Vec::with_capacity(n.min(1024));
+                    for _ in 0..n {
+                        types.push(r.i32()? as u32);
+                    }
+                    state
+                        .described_params
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, types);
+                }
+            }
             b'1' => self.pop_if(state, |p| matches!(p, Pending::Parse { .. })),
             b'3' => self.pop_if(state, |p| matches!(p, Pending::Close)),
             b'2' => {

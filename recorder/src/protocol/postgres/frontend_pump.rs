@@ -147,7 +147,14 @@ impl FrontendState {
                 result_formats,
             } => {
                 self.keep_for_execute(raw);
-                let command = self.command_for(&statement, &param_formats, &params);
+                let described = state
+                    .described_params
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&statement)
+                    .cloned()
+                    .unwrap_or_default();
+                let command = self.command_for(&statement, &param_formats, &params, &described);
                 self.portals.insert(portal.clone(), command);
                 state.pipeline.push(Pending::Bind {
                     statement,
@@ -219,7 +226,13 @@ impl FrontendState {
     }
 
     /// `SQL` followed by `-- params: $1 = '42', $2 = NULL` when there are parameters.
-    fn command_for(&self, statement: &str, formats: &[i16], params: &[Option<Vec<u8>>]) -> String {
+    fn command_for(
+        &self,
+        statement: &str,
+        formats: &[i16],
+        params: &[Option<Vec<u8>>],
+        described: &[u32],
+    ) -> String {
         let (sql, types) = match self.statements.get(statement) {
             Some((sql, types)) => (sql.as_str(), types.as_slice()),
             None => return format!("<bind of unknown statement \"{statement}\">"),
@@ -237,7 +250,12 @@ impl FrontendState {
                 1 => formats[0] == 1,
                 _ => formats.get(i) == Some(&1),
             };
-            let oid = types.get(i).copied().unwrap_or(0);
+            let oid = types
+                .get(i)
+                .copied()
+                .filter(|&t| t != 0)
+                .or_else(|| described.get(i).copied())
+                .unwrap_or(0);
             out.push_str(&format!(
                 "${} = {}",
                 i + 1,

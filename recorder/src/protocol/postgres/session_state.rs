@@ -15,6 +15,9 @@ pub struct SessionState {
     pub pipeline: Pipeline,
     pub client_writer: tokio::sync::Mutex<OwnedWriteHalf>,
     pub limits: Limits,
+    /// Parameter types the server reported for prepared statements (ParameterDescription),
+    /// so binary parameters bound later can be shown as values rather than hex.
+    pub described_params: Mutex<std::collections::HashMap<String, Vec<u32>>>,
 }
 
 impl SessionState {
@@ -25,6 +28,7 @@ impl SessionState {
             pipeline: Pipeline::default(),
             client_writer: tokio::sync::Mutex::new(client_writer),
             limits,
+            described_params: Mutex::default(),
         }
     }
 
