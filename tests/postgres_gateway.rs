@@ -350,7 +350,7 @@ fn twenty_concurrent_sessions_and_pgbench_are_all_recorded() {
                 tokio::spawn(conn);
                 for j in 0..10 {
                     let row = client
-                        .query_one("SELECT $1::int * 2", &[&(j as i32)])
+                        .query_one("SELECT $1::int * 2", &[&{ j }])
                         .await
                         .unwrap();
                     assert_eq!(row.get::<_, i32>(0), j * 2);

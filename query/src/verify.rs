@@ -71,15 +71,13 @@ pub async fn verify_archive(
     for id in orphans {
         finish(id, Vec::new(), &mut seals);
     }
-    if let Some(s) = session {
-        if verdicts.is_empty() {
-            return Err(QueryError::BadArgument {
-                flag: "--session",
-                problem: format!(
-                    "no session `{s}` in this archive; list them with `tapline sessions`"
-                ),
-            });
-        }
+    if let Some(s) = session
+        && verdicts.is_empty()
+    {
+        return Err(QueryError::BadArgument {
+            flag: "--session",
+            problem: format!("no session `{s}` in this archive; list them with `tapline sessions`"),
+        });
     }
     Ok(verdicts)
 }

@@ -36,7 +36,7 @@ fn nonce() -> String {
 #[error("SCRAM-SHA-256: {0}")]
 pub struct ScramError(pub String);
 
-fn attr<'a>(msg: &'a str, key: char) -> Option<&'a str> {
+fn attr(msg: &str, key: char) -> Option<&str> {
     msg.split(',').find_map(|p| {
         let mut it = p.splitn(2, '=');
         (it.next()? == key.to_string()).then(|| it.next()).flatten()

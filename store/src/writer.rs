@@ -340,10 +340,10 @@ impl WriterTask {
                     }
                     self.buffered_bytes += event.approx_size();
                     self.buffer.push(*event);
-                    if self.buffered_bytes >= self.config.max_buffer_bytes {
-                        if let Err(e) = self.roll().await {
-                            tracing::error!(error = %e, "segment roll failed; events stay buffered and are retried");
-                        }
+                    if self.buffered_bytes >= self.config.max_buffer_bytes
+                        && let Err(e) = self.roll().await
+                    {
+                        tracing::error!(error = %e, "segment roll failed; events stay buffered and are retried");
                     }
                 }
                 Some(Msg::End {

@@ -100,7 +100,7 @@ impl ResultBuilder {
             *self.tag_rows.get_or_insert(0) += n;
         }
         // Row-returning commands are already described by their rows.
-        if !(tag.starts_with("SELECT") || tag.starts_with("FETCH")) && !tag.is_empty() {
+        if !(tag.starts_with("SELECT") || tag.starts_with("FETCH") || tag.is_empty()) {
             self.line(tag);
         }
     }

@@ -62,10 +62,10 @@ impl SessionState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(r) = recorder {
-            if let Err(e) = r.end(reason) {
-                tracing::error!(error = %e, "could not record the end of a session");
-            }
+        if let Some(r) = recorder
+            && let Err(e) = r.end(reason)
+        {
+            tracing::error!(error = %e, "could not record the end of a session");
         }
     }
 }
