@@ -78,7 +78,9 @@ fn a_psql_session_is_recorded_command_by_command_and_verifies() {
          \\copy items TO '{}'\n\
          \\copy items FROM '{}'\n\
          SELECT count(*) AS n FROM items;\n\
-         DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$;\n",
+         DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$;\n\
+         LISTEN audit_channel;\n\
+         NOTIFY audit_channel, 'row changed';\n",
         copy_out.display(),
         copy_in.display()
     );
@@ -132,13 +134,25 @@ fn a_psql_session_is_recorded_command_by_command_and_verifies() {
             .contains("NOTICE: 00000 NOTICE: hello from plpgsql")
     );
 
+    let notify = query_json(
+        gw.archive(),
+        "SELECT text FROM events WHERE kind = 'output' AND text LIKE 'NOTIFY%'",
+    );
+    assert_eq!(notify.len(), 1);
+    assert!(
+        notify[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("NOTIFY audit_channel: row changed")
+    );
+
     let sessions = tapline(gw.archive(), &["sessions", "--format", "json"]);
     assert!(sessions.status.success());
     let sessions: serde_json::Value = serde_json::from_slice(&sessions.stdout).unwrap();
     let s = &sessions.as_array().unwrap()[0];
     assert_eq!(s["user"], "alice");
     assert_eq!(s["connection"], "pg-test");
-    assert_eq!(s["commands"], 6);
+    assert_eq!(s["commands"], 8);
     assert_eq!(s["errors"], 1);
     assert_eq!(s["end_reason"], "client_closed");
     assert_eq!(s["state"], "ended");
@@ -576,4 +590,94 @@ fn sigterm_refuses_new_connections_and_seals_live_sessions() {
 
 fn gw_pid(gw: &GatewayProc) -> String {
     gw.pid().to_string()
+}
+
+#[test]
+fn the_gateway_logs_in_upstream_with_scram_md5_or_cleartext() {
+    for method in ["md5", "password", "scram-sha-256"] {
+        let pg = PgServer::start_with_auth(method);
+        let mut gw = gateway(&pg, "1s");
+        let out = psql(&gw, "frank", "SELECT current_user AS upstream_user;\n");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(support::postgres::UPSTREAM_USER),
+            "{method}: {stdout}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            gw.log()
+        );
+        assert!(gw.stop());
+    }
+}
+
+#[test]
+fn client_secrets_are_checked_with_scram_and_refusals_are_recorded() {
+    let pg = PgServer::start();
+    let hash = Command::new(support::tapline_bin())
+        .arg("hash-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"grace-secret\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(hash.status.success());
+    let verifier = String::from_utf8(hash.stdout).unwrap().trim().to_string();
+    assert!(verifier.starts_with("SCRAM-SHA-256$4096:"), "{verifier}");
+    let config = format!(
+        "[[connections]]\nname = \"pg-secure\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+         upstream_password_env = \"{}\"\nclient_auth = \"secret\"\n[connections.users]\ngrace = \"{verifier}\"\n",
+        support::gateway::PASSWORD_ENV
+    );
+    let mut gw = GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("postgres"),
+            flush_interval: "1s",
+            extra: Vec::new(),
+        },
+        &config,
+    );
+    runtime().block_on(async {
+        let ok = format!("{} password=grace-secret", gw.conninfo("grace"));
+        let (client, conn) = tokio_postgres::connect(&ok, tokio_postgres::NoTls)
+            .await
+            .expect("right secret");
+        tokio::spawn(conn);
+        client.simple_query("SELECT 1").await.unwrap();
+        for (user, password) in [("grace", "wrong"), ("nobody", "grace-secret")] {
+            let bad = format!("{} password={password}", gw.conninfo(user));
+            let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(
+                err.as_db_error().expect("an ErrorResponse").code().code(),
+                "28P01",
+                "{user}"
+            );
+        }
+    });
+    assert!(gw.stop());
+    let auth = query_json(
+        gw.archive(),
+        "SELECT \"user\", status, text FROM events WHERE kind = 'auth' ORDER BY ts",
+    );
+    assert_eq!(auth.len(), 3);
+    assert_eq!(auth[0]["text"], "client authenticated: scram-sha-256");
+    assert_eq!(auth[1]["status"], "denied");
+    assert_eq!(
+        auth[1]["text"],
+        "client authentication refused: wrong secret"
+    );
+    assert_eq!(auth[2]["user"], "nobody");
+    assert_eq!(auth[2]["status"], "denied");
+    let secrets = query_json(
+        gw.archive(),
+        "SELECT count(*) AS n FROM events WHERE strpos(encode(payload, 'hex'), encode(CAST('grace-secret' AS BYTEA), 'hex')) > 0",
+    );
+    assert_eq!(
+        secrets[0]["n"], 0,
+        "a client secret never enters the archive"
+    );
 }

@@ -75,6 +75,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn segments_are_zstd_sorted_with_page_index_and_bloom_filter() {
+        use crate::batch::events_to_batch;
+        use crate::event::{Direction, Event, Kind, Status};
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        use datafusion::parquet::file::serialized_reader::ReadOptionsBuilder;
+        let events: Vec<Event> = (0..3)
+            .map(|seq| Event {
+                session_id: "s".into(),
+                seq,
+                ts_ns: 0,
+                gateway_id: "g".into(),
+                connection: "c".into(),
+                protocol: "postgres".into(),
+                user: "u".into(),
+                direction: Direction::Client,
+                kind: Kind::Query,
+                command: Some("select 1".into()),
+                status: Status::Ok,
+                row_count: None,
+                duration_us: None,
+                masked: vec![],
+                payload: bytes::Bytes::from_static(b"Q"),
+                text: None,
+                prev_hash: [0; 32],
+                hash: [1; 32],
+            })
+            .collect();
+        let bytes = encode(&events_to_batch(&events).unwrap(), &[0, 1]).unwrap();
+        let options = ReadOptionsBuilder::new().with_page_index().build();
+        let reader =
+            SerializedFileReader::new_with_options(bytes::Bytes::from(bytes), options).unwrap();
+        let meta = reader.metadata();
+        let rg = meta.row_group(0);
+        assert!(matches!(rg.column(0).compression(), Compression::ZSTD(_)));
+        assert!(
+            rg.column(0).bloom_filter_offset().is_some(),
+            "bloom filter on session_id"
+        );
+        assert!(rg.column(0).statistics().is_some());
+        assert!(
+            meta.column_index().is_some() && meta.offset_index().is_some(),
+            "page index"
+        );
+        let sorting = rg.sorting_columns().expect("sorting columns declared");
+        assert_eq!(
+            sorting.iter().map(|c| c.column_idx).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+    }
+
+    #[test]
     fn partitions_are_hive_style_days_in_utc() {
         // 2026-11-21T23:59:59Z
         assert_eq!(date_partition(1_795_305_599_000_000_000), "date=2026-11-21");

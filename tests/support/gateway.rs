@@ -28,6 +28,16 @@ pub struct GatewayOpts {
 impl GatewayProc {
     /// Starts a gateway in front of `upstream` with a fresh key and archive.
     pub fn start(opts: GatewayOpts) -> GatewayProc {
+        Self::launch(opts, None)
+    }
+
+    /// Starts a gateway from a config file body; `{port}` and `{upstream}` in it are
+    /// filled in, and the archive and key are set by flags.
+    pub fn start_with_config(opts: GatewayOpts, config: &str) -> GatewayProc {
+        Self::launch(opts, Some(config.to_string()))
+    }
+
+    fn launch(opts: GatewayOpts, config: Option<String>) -> GatewayProc {
         let dir = tempfile::Builder::new()
             .prefix("tapline-gw-")
             .tempdir()
@@ -46,22 +56,25 @@ impl GatewayProc {
         );
         let port = free_port();
         let log = dir.path().join("gateway.log");
-        let child = Command::new(tapline_bin())
-            .args([
-                "gateway",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--upstream",
-                &opts.upstream,
-            ])
-            .args([
-                "--upstream-password-env",
-                PASSWORD_ENV,
-                "--name",
-                "pg-test",
-                "--gateway-id",
-                "gw-test",
-            ])
+        let mut cmd = Command::new(tapline_bin());
+        cmd.arg("gateway");
+        match config {
+            Some(body) => {
+                let path = dir.path().join("tapline.toml");
+                let body = body
+                    .replace("{port}", &port.to_string())
+                    .replace("{upstream}", &opts.upstream);
+                std::fs::write(&path, body).unwrap();
+                cmd.arg("--config").arg(path);
+            }
+            None => {
+                cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+                    .args(["--upstream", &opts.upstream])
+                    .args(["--upstream-password-env", PASSWORD_ENV, "--name", "pg-test"]);
+            }
+        }
+        let child = cmd
+            .args(["--gateway-id", "gw-test"])
             .arg("--archive")
             .arg(&archive)
             .arg("--key")

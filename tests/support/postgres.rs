@@ -62,8 +62,14 @@ fn pg_command(bin: &Path, tool: &str) -> Command {
 }
 
 impl PgServer {
-    /// initdb + pg_ctl start; panics with the server log on failure.
+    /// initdb + pg_ctl start with SCRAM-SHA-256; panics with the server log on failure.
     pub fn start() -> PgServer {
+        Self::start_with_auth("scram-sha-256")
+    }
+
+    /// Starts a server whose pg_hba asks for `method` (`scram-sha-256`, `md5` or
+    /// `password`), with the upstream password stored to match.
+    pub fn start_with_auth(method: &str) -> PgServer {
         let bin = find_bin();
         let dir = tempfile::Builder::new()
             .prefix("tapline-pg-")
@@ -86,7 +92,7 @@ impl PgServer {
             .arg(&data)
             .args([
                 "-A",
-                "scram-sha-256",
+                method,
                 "-U",
                 UPSTREAM_USER,
                 "--no-sync",
@@ -122,7 +128,18 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        PgServer { port, dir, bin }
+        let server = PgServer { port, dir, bin };
+        if method == "md5" {
+            // initdb -A md5 stores the password as md5, as md5 login needs.
+            let stored = server.psql_direct(
+                "postgres",
+                &format!(
+                    "SELECT left(rolpassword, 3) FROM pg_authid WHERE rolname = '{UPSTREAM_USER}'"
+                ),
+            );
+            assert_eq!(stored, "md5");
+        }
+        server
     }
 
     /// A URL for the gateway's --upstream (no password).
