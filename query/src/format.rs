@@ -136,6 +136,10 @@ pub fn write_batches(
             }
         }
         OutputFormat::Json => {
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                writeln!(out, "[]")?;
+                return Ok(());
+            }
             let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
             for b in batches {
                 w.write(&printable(b, false)?)?;
@@ -146,6 +150,60 @@ pub fn write_batches(
         }
     }
     Ok(())
+}
+
+/// Writes a query's result as it streams in: CSV and JSON row by row, batch by
+/// batch, so an export of a large archive never sits in memory; a table needs all
+/// rows to size its columns and is collected first.
+pub async fn write_stream(
+    out: &mut dyn Write,
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    format: OutputFormat,
+) -> Result<(), QueryError> {
+    use futures::StreamExt;
+    match format {
+        OutputFormat::Table => {
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next().await {
+                batches.push(b?);
+            }
+            write_batches(out, &batches, format)
+        }
+        OutputFormat::Csv => {
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
+            let mut wrote_any = false;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                if b.num_rows() > 0 || !wrote_any {
+                    w.write(&printable(&b, true)?)?;
+                    wrote_any = true;
+                }
+            }
+            Ok(())
+        }
+        OutputFormat::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
+            let mut rows = 0;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                if b.num_rows() > 0 {
+                    w.write(&printable(&b, false)?)?;
+                }
+            }
+            if rows > 0 {
+                w.finish()?;
+            }
+            drop(w);
+            if rows == 0 {
+                write!(out, "[]")?;
+            }
+            writeln!(out)?;
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

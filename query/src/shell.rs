@@ -2,7 +2,7 @@
 //! in `~/.tapline_history`, statements ended by `;`.
 
 use crate::error::QueryError;
-use crate::format::{OutputFormat, write_batches};
+use crate::format::{OutputFormat, write_stream};
 use datafusion::prelude::SessionContext;
 use rustyline::error::ReadlineError;
 
@@ -70,8 +70,8 @@ pub async fn run(ctx: &SessionContext, format: OutputFormat) -> Result<(), Query
 
 async fn run_one(ctx: &SessionContext, sql: &str, format: OutputFormat) {
     let result = async {
-        let batches = ctx.sql(sql).await?.collect().await?;
-        write_batches(&mut std::io::stdout().lock(), &batches, format)
+        let stream = ctx.sql(sql).await?.execute_stream().await?;
+        write_stream(&mut std::io::stdout().lock(), stream, format).await
     }
     .await;
     if let Err(e) = result {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use std::process::ExitCode;
-use tapline_query::format::write_batches;
+use tapline_query::format::write_stream;
 use tapline_query::{OutputFormat, open_context, shell};
 
 /// Run SQL over the archive, or open an interactive SQL shell when no SQL is given.
@@ -32,8 +32,8 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let ctx = open_context(&archive).await?;
     match args.sql {
         Some(sql) => {
-            let batches = ctx.sql(&sql).await?.collect().await?;
-            write_batches(&mut std::io::stdout().lock(), &batches, args.format)?;
+            let stream = ctx.sql(&sql).await?.execute_stream().await?;
+            write_stream(&mut std::io::stdout().lock(), stream, args.format).await?;
         }
         None => shell::run(&ctx, args.format).await?,
     }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use std::process::ExitCode;
-use tapline_query::format::write_batches;
+use tapline_query::format::write_stream;
 use tapline_query::sessions::{SessionFilter, parse_time};
 use tapline_query::{OutputFormat, open_context};
 
@@ -55,7 +55,11 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         contains: args.contains,
     };
     let ctx = open_context(&archive).await?;
-    let batches = ctx.sql(&filter.listing_sql()).await?.collect().await?;
-    write_batches(&mut std::io::stdout().lock(), &batches, args.format)?;
+    let stream = ctx
+        .sql(&filter.listing_sql())
+        .await?
+        .execute_stream()
+        .await?;
+    write_stream(&mut std::io::stdout().lock(), stream, args.format).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -279,7 +279,7 @@ impl FrontendState {
         let mut p = &payload[..];
         while p.len() >= 5 {
             let len = i32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize + 1;
-            if p[0] == b'd' && len <= p.len() {
+            if p[0] == b'd' && (5..=p.len()).contains(&len) {
                 text.push_str(&String::from_utf8_lossy(&p[5..len]));
             }
             p = &p[len.min(p.len())..];
