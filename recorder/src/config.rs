@@ -182,6 +182,11 @@ impl Origin {
         match (self, index) {
             (Origin::File(_), Some(i)) => format!("connections[{i}].{field}"),
             (Origin::File(_), None) => format!("gateway.{field}"),
+            // Client secrets have no quick flag: they live in a config file, and what
+            // decides whether they are needed is the listen address.
+            (Origin::Flags, _) if field.starts_with("users") || field == "client_auth" => {
+                "--listen".to_string()
+            }
             (Origin::Flags, _) => format!("--{}", field.replace('_', "-")),
         }
     }
@@ -455,7 +460,7 @@ fn validate_connection(
                 format!(
                     "is empty, and {listen} is not a loopback address, so clients cannot be trusted"
                 ),
-                "add per-user secrets made with `tapline hash-secret`, or listen on 127.0.0.1",
+                "add per-user secrets made with `tapline hash-secret` ([connections.users] in a --config file), or listen on 127.0.0.1",
             ));
         }
         Some(other) => {
@@ -586,6 +591,21 @@ mod tests {
         let mut c = conn("127.0.0.1:6432");
         c.upstream_password_env = Some("TAPLINE_TEST_SURELY_UNSET".into());
         assert!(validate(c).unwrap_err().to_string().contains("not set"));
+    }
+
+    #[test]
+    fn quick_flags_name_the_flag_at_fault() {
+        let err = GatewayConfig::validate(
+            ConfigFile {
+                gateway: GatewaySection::default(),
+                connections: vec![conn("0.0.0.0:6432")],
+            },
+            &Origin::Flags,
+        )
+        .unwrap_err();
+        assert_eq!(err.source_name, "command line");
+        assert_eq!(err.key, "--listen");
+        assert!(err.fix.contains("--config"), "{err}");
     }
 
     #[test]

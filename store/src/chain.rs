@@ -52,14 +52,6 @@ impl Chain {
         }
     }
 
-    /// Continues a chain from a known (seq, head), as a restarted writer must.
-    pub fn resume(next_seq: u64, head: [u8; 32]) -> Self {
-        Chain {
-            next_seq,
-            head: Some(head),
-        }
-    }
-
     /// The seq the next event will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

@@ -60,7 +60,6 @@ enum Msg {
         end_ns: i64,
         reason: String,
     },
-    Flush(oneshot::Sender<Result<(), StoreError>>),
     Shutdown(oneshot::Sender<Result<WriterStats, StoreError>>),
 }
 
@@ -99,15 +98,6 @@ impl WriterHandle {
             counters,
             ended: false,
         })
-    }
-
-    /// Rolls a segment now and waits until it is stored.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(tx))
-            .map_err(|_| StoreError::WriterStopped)?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -356,9 +346,6 @@ impl WriterTask {
                         s.dirty = true;
                     }
                     next_roll = next_roll.min(Instant::now() + END_ROLL_DELAY);
-                }
-                Some(Msg::Flush(reply)) => {
-                    let _ = reply.send(self.roll().await);
                 }
                 Some(Msg::Shutdown(reply)) => {
                     let result = self.roll().await.map(|_| self.stats.clone());

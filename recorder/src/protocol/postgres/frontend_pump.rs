@@ -1,6 +1,7 @@
 //! Client → upstream: decode each message, record commands, queue what awaits a
 //! response, then forward the bytes unchanged.
 
+use super::error_response::gateway_error;
 use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
 use super::io::TapError;
@@ -46,10 +47,49 @@ struct FrontendState {
 }
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
+/// On a protocol error the client is told why (FATAL 08P01) before the socket closes.
 pub async fn run(
     state: Arc<SessionState>,
     mut client: OwnedReadHalf,
     mut server: OwnedWriteHalf,
+    shutdown: Shutdown,
+) -> Result<FrontendEnd, TapError> {
+    // The upstream half stays open until the client has been told, so the session
+    // ends as the protocol error it is, not as an upstream close.
+    let result = pump_messages(&state, &mut client, &mut server, shutdown).await;
+    if let Err(e) = &result {
+        let msg = gateway_error(
+            "FATAL",
+            "08P01",
+            format!("tapline closed the session: {e}"),
+            None,
+        );
+        let mut writer = state.client_writer.lock().await;
+        let _ = writer.write_all(&msg).await;
+        let _ = writer.shutdown().await;
+        drop(writer);
+        // Read what the client already sent: closing a socket with unread input
+        // resets the connection, and the reset would destroy the error in flight.
+        let mut sink = [0u8; 8192];
+        let _ = tokio::time::timeout(DRAIN_AFTER_ERROR, async {
+            while let Ok(n) = client.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    result
+}
+
+/// How long the client's leftover input is drained after a protocol error.
+const DRAIN_AFTER_ERROR: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn pump_messages(
+    state: &SessionState,
+    client: &mut OwnedReadHalf,
+    server: &mut OwnedWriteHalf,
     mut shutdown: Shutdown,
 ) -> Result<FrontendEnd, TapError> {
     let limit = state.limits.max_message_bytes;
@@ -78,7 +118,7 @@ pub async fn run(
         let mut terminated = false;
         while let Some(len) = peek_message_len(&buf[pos..], limit)? {
             let raw = &buf[pos..pos + len];
-            terminated |= fe.handle(&state, raw)?;
+            terminated |= fe.handle(state, raw)?;
             pos += len;
             if terminated {
                 break;

@@ -328,7 +328,7 @@ async fn pump(
                 Ok(Ok(FrontendEnd::Terminated | FrontendEnd::Closed)) => "client_closed".to_string(),
                 Ok(Ok(FrontendEnd::Shutdown)) => "shutdown".to_string(),
                 Ok(Err(e)) => {
-                    let _ = state.client_writer.lock().await.write_all(&fatal(&e)).await;
+                    // The frontend pump has already told the client.
                     back.abort();
                     return format!("protocol_error: client: {e}");
                 }
