@@ -322,7 +322,11 @@ async fn pump(
             None,
         )
     };
+    // Biased towards the client side: when the client's pump ends it drops the
+    // upstream half, and the upstream's close that follows must not be taken for
+    // the cause.
     tokio::select! {
+        biased;
         r = &mut front => {
             let reason = match r {
                 Ok(Ok(FrontendEnd::Terminated | FrontendEnd::Closed)) => "client_closed".to_string(),
