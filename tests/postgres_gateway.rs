@@ -265,11 +265,18 @@ fn tokio_postgres_simple_extended_pipelined_and_cancelled_queries_are_recorded()
             let r = client.simple_query("SELECT pg_sleep(30)").await;
             (client, r)
         });
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        token
-            .cancel_query(tokio_postgres::NoTls)
-            .await
-            .expect("cancel");
+        // Cancel until the sleeper returns: a cancel that arrives before the query
+        // starts running is ignored by PostgreSQL, as it should be.
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if sleeper.is_finished() {
+                break;
+            }
+            token
+                .cancel_query(tokio_postgres::NoTls)
+                .await
+                .expect("cancel");
+        }
         let (client, r) = tokio::time::timeout(Duration::from_secs(10), sleeper)
             .await
             .unwrap()
@@ -552,9 +559,16 @@ fn sigterm_refuses_new_connections_and_seals_live_sessions() {
         let client = connect(&gw, "erin").await;
         client.simple_query("SELECT 42").await.unwrap();
         let _ = Command::new("kill").args(["-TERM", &gw_pid(&gw)]).status();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut refused = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                refused = true;
+                break;
+            }
+        }
         assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            refused,
             "a draining gateway must not accept new connections"
         );
         // The live session keeps working during the grace period…

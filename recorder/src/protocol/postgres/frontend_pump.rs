@@ -48,14 +48,14 @@ struct FrontendState {
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
 /// On a protocol error the client is told why (FATAL 08P01) before the socket closes.
+/// The upstream half is handed back rather than dropped, so the session's owner
+/// decides when the upstream sees the close, after it has recorded why.
 pub async fn run(
     state: Arc<SessionState>,
     mut client: OwnedReadHalf,
     mut server: OwnedWriteHalf,
     shutdown: Shutdown,
-) -> Result<FrontendEnd, TapError> {
-    // The upstream half stays open until the client has been told, so the session
-    // ends as the protocol error it is, not as an upstream close.
+) -> (Result<FrontendEnd, TapError>, OwnedWriteHalf) {
     let result = pump_messages(&state, &mut client, &mut server, shutdown).await;
     if let Err(e) = &result {
         let msg = gateway_error(
@@ -80,7 +80,7 @@ pub async fn run(
         })
         .await;
     }
-    result
+    (result, server)
 }
 
 /// How long the client's leftover input is drained after a protocol error.

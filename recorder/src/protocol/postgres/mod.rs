@@ -311,7 +311,10 @@ async fn startup(
 /// Waits for the pumps and names how the session ended.
 async fn pump(
     state: &SessionState,
-    mut front: tokio::task::JoinHandle<Result<FrontendEnd, TapError>>,
+    mut front: tokio::task::JoinHandle<(
+        Result<FrontendEnd, TapError>,
+        tokio::net::tcp::OwnedWriteHalf,
+    )>,
     mut back: tokio::task::JoinHandle<Result<BackendEnd, TapError>>,
 ) -> String {
     let fatal = |e: &TapError| {
@@ -322,12 +325,13 @@ async fn pump(
             None,
         )
     };
-    // Biased towards the client side: when the client's pump ends it drops the
-    // upstream half, and the upstream's close that follows must not be taken for
-    // the cause.
     tokio::select! {
-        biased;
         r = &mut front => {
+            // Close the upstream half only now that the cause is known.
+            let r = r.map(|(result, upstream)| {
+                drop(upstream);
+                result
+            });
             let reason = match r {
                 Ok(Ok(FrontendEnd::Terminated | FrontendEnd::Closed)) => "client_closed".to_string(),
                 Ok(Ok(FrontendEnd::Shutdown)) => "shutdown".to_string(),
