@@ -260,8 +260,14 @@ impl BackendState {
                         .insert(name, types);
                 }
             }
-            b'1' => self.pop_if(state, |p| matches!(p, Pending::Parse { .. })),
-            b'3' => self.pop_if(state, |p| matches!(p, Pending::Close)),
+            b'1' => {
+                state
+                    .pipeline
+                    .pop_if(|p| matches!(p, Pending::Parse { .. }));
+            }
+            b'3' => {
+                state.pipeline.pop_if(|p| matches!(p, Pending::Close));
+            }
             b'2' => {
                 if let Some(Pending::Bind {
                     statement,
@@ -340,35 +346,26 @@ impl BackendState {
                 )?;
             }
             b'Z' => {
-                match state.pipeline.front() {
-                    Some(Pending::Simple { .. }) => {
-                        if let Some(r) = self.current(state) {
-                            r.append(raw);
-                        }
-                        self.finish(state)?;
-                        state.pipeline.pop();
+                if state
+                    .pipeline
+                    .front_is(|p| matches!(p, Pending::Simple { .. }))
+                {
+                    if let Some(r) = self.current(state) {
+                        r.append(raw);
                     }
-                    Some(Pending::Sync) => {
-                        state.pipeline.pop();
-                    }
-                    _ => {
-                        // Out of step (a client that sent no Sync, or a server quirk):
-                        // resynchronise on the next Sync or simple query.
-                        state.pipeline.drain_until_sync();
-                        state.pipeline.pop();
-                        self.current = None;
-                    }
+                    self.finish(state)?;
+                    state.pipeline.pop();
+                } else if !state.pipeline.pop_if(|p| matches!(p, Pending::Sync)) {
+                    // Out of step (a client that sent no Sync, or a server quirk):
+                    // resynchronise on the next Sync or simple query.
+                    state.pipeline.drain_until_sync();
+                    state.pipeline.pop();
+                    self.current = None;
                 }
             }
             _ => {}
         }
         Ok(())
-    }
-
-    fn pop_if(&mut self, state: &SessionState, pred: impl Fn(&Pending) -> bool) {
-        if state.pipeline.front().is_some_and(|p| pred(&p)) {
-            state.pipeline.pop();
-        }
     }
 
     fn finish(&mut self, state: &SessionState) -> Result<(), TapError> {

@@ -58,6 +58,22 @@ impl Pipeline {
         self.lock().front().cloned()
     }
 
+    /// Whether the oldest request matches, without copying it (per-message hot path).
+    pub fn front_is(&self, pred: impl FnOnce(&Pending) -> bool) -> bool {
+        self.lock().front().is_some_and(pred)
+    }
+
+    /// Removes the oldest request if it matches; true if it did.
+    pub fn pop_if(&self, pred: impl FnOnce(&Pending) -> bool) -> bool {
+        let mut q = self.lock();
+        if q.front().is_some_and(pred) {
+            q.pop_front();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Removes the oldest request.
     pub fn pop(&self) -> Option<Pending> {
         self.lock().pop_front()
