@@ -116,6 +116,19 @@ fn a_missing_archive_is_explained_and_an_empty_one_queries_as_empty() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n0\n");
+    let out = run(&[
+        "sessions",
+        "--archive",
+        empty.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("session_id,start_ts,end_ts,user,"),
+        "an empty listing still has its header: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = run(&["verify", "--archive", empty.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 session(s) checked"));

@@ -174,12 +174,17 @@ pub async fn write_stream(
                 .with_header(true)
                 .build(&mut *out);
             let mut wrote_any = false;
+            let schema = stream.schema();
             while let Some(b) = stream.next().await {
                 let b = b?;
                 if b.num_rows() > 0 || !wrote_any {
                     w.write(&printable(&b, true)?)?;
                     wrote_any = true;
                 }
+            }
+            if !wrote_any {
+                // No rows: still print the header, so scripts see the columns.
+                w.write(&printable(&RecordBatch::new_empty(schema), true)?)?;
             }
             Ok(())
         }
