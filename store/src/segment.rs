@@ -16,13 +16,30 @@ use datafusion::parquet::schema::types::ColumnPath;
 /// for good compression.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
+/// Columns of opaque bytes in either table.
+const OPAQUE_COLUMNS: &[&str] = &[
+    "payload",
+    "prev_hash",
+    "hash",
+    "head_hash",
+    "seal_signature",
+];
+
 /// Writer settings shared by both tables. `sort_key_columns` are the column indices
 /// of (session_id, seq) or (session_id, last_seq) as the rows are sorted.
 fn properties(sort_key_columns: &[u32]) -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    // Hashes, signatures and raw payloads are high-cardinality bytes: a dictionary
+    // never pays off and min/max statistics on them prune nothing, so skip both.
+    for column in OPAQUE_COLUMNS {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
+    }
+    builder
         .set_column_bloom_filter_enabled(ColumnPath::from("session_id"), true)
         .set_sorting_columns(Some(
             sort_key_columns
