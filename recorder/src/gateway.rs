@@ -58,9 +58,8 @@ impl Gateway {
             archive,
             key,
             WriterConfig {
-                gateway_id: config.id.clone(),
                 flush_interval: config.flush_interval,
-                max_buffer_bytes: 64 << 20,
+                ..WriterConfig::new(config.id.clone())
             },
         );
         Ok(Gateway {

@@ -161,7 +161,6 @@ impl SessionRecorder {
             payload: &draft.payload,
             text: draft.text.as_deref(),
         });
-        drop(masked);
         let event = Event {
             session_id: m.session_id.clone(),
             seq,

@@ -220,26 +220,17 @@ impl BackendState {
         match tag {
             b'T' => {
                 let cols = parse_row_description(body)?;
-                if let Some(Pending::Describe { target, name }) = state.pipeline.front() {
-                    match target {
-                        Target::Statement => self.statements.insert(name, cols),
-                        Target::Portal => self.portals.insert(name, cols),
+                if let Some(cols) = self.describe_done(state, cols) {
+                    let Some(r) = self.current(state) else {
+                        return Ok(());
                     };
-                    state.pipeline.pop();
-                } else if let Some(r) = self.current(state) {
                     render_header(&cols, &mut r.text);
                     r.cols = Some(cols);
                     r.append(raw);
                 }
             }
             b'n' => {
-                if let Some(Pending::Describe { target, name }) = state.pipeline.front() {
-                    match target {
-                        Target::Statement => self.statements.insert(name, Vec::new()),
-                        Target::Portal => self.portals.insert(name, Vec::new()),
-                    };
-                    state.pipeline.pop();
-                }
+                self.describe_done(state, Vec::new());
             }
             b't' => {
                 if let Some(Pending::Describe {
@@ -273,12 +264,11 @@ impl BackendState {
                     statement,
                     portal,
                     result_formats,
-                }) = state.pipeline.front()
+                }) = state.pipeline.pop_if(|p| matches!(p, Pending::Bind { .. }))
                 {
                     let mut cols = self.statements.get(&statement).cloned().unwrap_or_default();
                     apply_result_formats(&mut cols, &result_formats);
                     self.portals.insert(portal, cols);
-                    state.pipeline.pop();
                 }
             }
             b'D' => {
@@ -355,7 +345,11 @@ impl BackendState {
                     }
                     self.finish(state)?;
                     state.pipeline.pop();
-                } else if !state.pipeline.pop_if(|p| matches!(p, Pending::Sync)) {
+                } else if state
+                    .pipeline
+                    .pop_if(|p| matches!(p, Pending::Sync))
+                    .is_none()
+                {
                     // Out of step (a client that sent no Sync, or a server quirk):
                     // resynchronise on the next Sync or simple query.
                     state.pipeline.drain_until_sync();
@@ -366,6 +360,25 @@ impl BackendState {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Completes a pending Describe with the columns it returned (none for NoData);
+    /// hands the columns back when no Describe was waiting, as they then describe a
+    /// result in progress.
+    fn describe_done(&mut self, state: &SessionState, cols: Vec<Column>) -> Option<Vec<Column>> {
+        match state
+            .pipeline
+            .pop_if(|p| matches!(p, Pending::Describe { .. }))
+        {
+            Some(Pending::Describe { target, name }) => {
+                match target {
+                    Target::Statement => self.statements.insert(name, cols),
+                    Target::Portal => self.portals.insert(name, cols),
+                };
+                None
+            }
+            _ => Some(cols),
+        }
     }
 
     fn finish(&mut self, state: &SessionState) -> Result<(), TapError> {

@@ -171,7 +171,7 @@ pub fn render_param(value: Option<&[u8]>, binary: bool, type_oid: u32) -> String
         return quote(&String::from_utf8_lossy(v));
     }
     match super::row::render_binary(type_oid, v) {
-        Some(text) if matches!(type_oid, 25 | 1043 | 1042 | 19 | 114 | 705 | 3802) => quote(&text),
+        Some(text) if super::row::is_text_like(type_oid) => quote(&text),
         Some(text) => text,
         None => format!("'\\x{}'", hex::encode(v)),
     }

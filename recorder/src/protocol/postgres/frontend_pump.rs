@@ -1,7 +1,6 @@
 //! Client → upstream: decode each message, record commands, queue what awaits a
 //! response, then forward the bytes unchanged.
 
-use super::error_response::gateway_error;
 use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
 use super::io::TapError;
@@ -44,6 +43,8 @@ struct FrontendState {
     /// The command that started the current COPY FROM STDIN.
     last_simple: Option<String>,
     copy: BytesMut,
+    /// The rows of `copy`, as text.
+    copy_text: String,
 }
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
@@ -58,12 +59,7 @@ pub async fn run(
 ) -> (Result<FrontendEnd, TapError>, OwnedWriteHalf) {
     let result = pump_messages(&state, &mut client, &mut server, shutdown).await;
     if let Err(e) = &result {
-        let msg = gateway_error(
-            "FATAL",
-            "08P01",
-            format!("tapline closed the session: {e}"),
-            None,
-        );
+        let msg = e.to_fatal();
         let mut writer = state.client_writer.lock().await;
         let _ = writer.write_all(&msg).await;
         let _ = writer.shutdown().await;
@@ -228,15 +224,20 @@ impl FrontendState {
             }
             FrontendMessage::Close { target, name } => {
                 match target {
-                    Target::Statement => self.statements.remove(&name),
-                    Target::Portal => self.portals.remove(&name).map(|c| (c, Vec::new())),
-                };
+                    Target::Statement => {
+                        self.statements.remove(&name);
+                    }
+                    Target::Portal => {
+                        self.portals.remove(&name);
+                    }
+                }
                 state.pipeline.push(Pending::Close);
             }
             FrontendMessage::Sync => state.pipeline.push(Pending::Sync),
             FrontendMessage::Flush => {}
             FrontendMessage::CopyData => {
                 self.copy.extend_from_slice(raw);
+                self.copy_text.push_str(&String::from_utf8_lossy(&raw[5..]));
                 if self.copy.len() >= COPY_CHUNK {
                     self.record_copy(state, None)?;
                 }
@@ -315,15 +316,7 @@ impl FrontendState {
             return Ok(());
         }
         let payload = std::mem::take(&mut self.copy).freeze();
-        let mut text = String::new();
-        let mut p = &payload[..];
-        while p.len() >= 5 {
-            let len = i32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize + 1;
-            if p[0] == b'd' && (5..=p.len()).contains(&len) {
-                text.push_str(&String::from_utf8_lossy(&p[5..len]));
-            }
-            p = &p[len.min(p.len())..];
-        }
+        let mut text = std::mem::take(&mut self.copy_text);
         if let Some(reason) = failed {
             text.push_str(&format!("\n-- COPY aborted by the client: {reason}"));
         }

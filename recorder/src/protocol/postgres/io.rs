@@ -22,6 +22,18 @@ pub enum TapError {
     Store(#[from] tapline_store::StoreError),
 }
 
+impl TapError {
+    /// The FATAL 08P01 the client is sent when this error ends its session.
+    pub fn to_fatal(&self) -> bytes::Bytes {
+        super::error_response::gateway_error(
+            "FATAL",
+            "08P01",
+            format!("tapline closed the session: {self}"),
+            None,
+        )
+    }
+}
+
 /// Reads until one tagged message is complete; `Ok(None)` on a clean EOF between
 /// messages.
 pub async fn read_message<R: AsyncRead + Unpin>(

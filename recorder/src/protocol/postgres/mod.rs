@@ -317,14 +317,6 @@ async fn pump(
     )>,
     mut back: tokio::task::JoinHandle<Result<BackendEnd, TapError>>,
 ) -> String {
-    let fatal = |e: &TapError| {
-        gateway_error(
-            "FATAL",
-            "08P01",
-            format!("tapline closed the session: {e}"),
-            None,
-        )
-    };
     tokio::select! {
         r = &mut front => {
             // Close the upstream half only now that the cause is known.
@@ -355,7 +347,7 @@ async fn pump(
                 Ok(Ok(BackendEnd::Closed)) => "upstream_closed".to_string(),
                 Ok(Ok(BackendEnd::Shutdown)) => "shutdown".to_string(),
                 Ok(Err(e)) => {
-                    let _ = state.client_writer.lock().await.write_all(&fatal(&e)).await;
+                    let _ = state.client_writer.lock().await.write_all(&e.to_fatal()).await;
                     format!("protocol_error: upstream: {e}")
                 }
                 Err(e) => format!("protocol_error: upstream task: {e}"),

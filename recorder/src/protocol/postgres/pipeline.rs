@@ -63,14 +63,13 @@ impl Pipeline {
         self.lock().front().is_some_and(pred)
     }
 
-    /// Removes the oldest request if it matches; true if it did.
-    pub fn pop_if(&self, pred: impl FnOnce(&Pending) -> bool) -> bool {
+    /// Removes and returns the oldest request if it matches.
+    pub fn pop_if(&self, pred: impl FnOnce(&Pending) -> bool) -> Option<Pending> {
         let mut q = self.lock();
         if q.front().is_some_and(pred) {
-            q.pop_front();
-            true
+            q.pop_front()
         } else {
-            false
+            None
         }
     }
 

@@ -85,6 +85,12 @@ pub fn render_data_row(
     Ok(())
 }
 
+/// Types whose binary format is their text (text, varchar, bpchar, name, json,
+/// unknown) or close to it (jsonb, after a version byte): shown quoted as strings.
+pub fn is_text_like(type_oid: u32) -> bool {
+    matches!(type_oid, 25 | 1043 | 1042 | 19 | 114 | 705 | 3802)
+}
+
 /// Decodes a binary-format value of a common type (bool, integers, floats, text-like,
 /// jsonb) for display; `None` for other types, which are shown as hex.
 pub fn render_binary(type_oid: u32, v: &[u8]) -> Option<String> {
@@ -95,8 +101,9 @@ pub fn render_binary(type_oid: u32, v: &[u8]) -> Option<String> {
         (20, 8) => i64::from_be_bytes(v.try_into().ok()?).to_string(),
         (700, 4) => f32::from_be_bytes([v[0], v[1], v[2], v[3]]).to_string(),
         (701, 8) => f64::from_be_bytes(v.try_into().ok()?).to_string(),
-        (25 | 1043 | 1042 | 19 | 114 | 705, _) => String::from_utf8_lossy(v).into_owned(),
         (3802, _) if v.first() == Some(&1) => String::from_utf8_lossy(&v[1..]).into_owned(),
+        (3802, _) => return None,
+        (oid, _) if is_text_like(oid) => String::from_utf8_lossy(v).into_owned(),
         _ => return None,
     })
 }
