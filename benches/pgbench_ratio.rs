@@ -50,6 +50,7 @@ fn main() {
         upstream: pg.upstream_url("postgres"),
         flush_interval: "5s",
         extra: Vec::new(),
+        ..Default::default()
     });
     let args = ["-S", "-c", "8", "-j", "2", "-n", "-T", seconds.as_str()];
     let direct_conn = vec![pg.direct_conninfo("postgres")];

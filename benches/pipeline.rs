@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tapline_store::canonical::CanonicalFields;
 use tapline_store::{
-    Archive, ArchiveLocation, ArchiveWriter, Chain, Direction, EventDraft, GatewayKey, Kind,
-    SessionMeta, WriterConfig,
+    Archive, ArchiveLocation, ArchiveWriter, Chain, Direction, Durability, EventDraft, GatewayKey,
+    Kind, SessionMeta, WriterConfig,
 };
 
 struct Shape {
@@ -72,9 +72,9 @@ fn chain_only(shape: &Shape, payload: &Bytes) -> Duration {
 async fn full_pipeline(shape: &Shape, payload: &Bytes) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let archive = Archive::create(&ArchiveLocation::Local(dir.path().to_path_buf())).unwrap();
-    let mut config = WriterConfig::new("bench");
+    let mut config = WriterConfig::new("bench", dir.path().join("spool"));
     config.flush_interval = Duration::from_secs(1);
-    let writer = ArchiveWriter::start(archive, GatewayKey::generate(), config);
+    let writer = ArchiveWriter::start(archive, GatewayKey::generate(), config).unwrap();
     let handle = writer.handle();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -83,7 +83,7 @@ async fn full_pipeline(shape: &Shape, payload: &Bytes) -> Duration {
         let payload = payload.clone();
         let n = shape.events_per_session;
         tasks.push(tokio::spawn(async move {
-            let mut rec = handle.open_session(meta(s)).unwrap();
+            let mut rec = handle.open_session(meta(s), Durability::Async).unwrap();
             for i in 0..n {
                 let draft = if i % 2 == 0 {
                     EventDraft::new(Direction::Client, Kind::Query)

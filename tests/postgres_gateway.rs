@@ -16,6 +16,7 @@ fn gateway(pg: &PgServer, flush: &'static str) -> GatewayProc {
         upstream: pg.upstream_url("postgres"),
         flush_interval: flush,
         extra: Vec::new(),
+        ..Default::default()
     })
 }
 
@@ -532,6 +533,7 @@ fn an_unreachable_upstream_gets_a_postgres_error_naming_the_connection() {
         upstream: format!("postgres://app@127.0.0.1:{closed}/app"),
         flush_interval: "1s",
         extra: Vec::new(),
+        ..Default::default()
     });
     runtime().block_on(async {
         let err = tokio_postgres::connect(&gw.conninfo("dave"), tokio_postgres::NoTls)
@@ -647,6 +649,7 @@ fn client_secrets_are_checked_with_scram_and_refusals_are_recorded() {
             upstream: pg.upstream_url("postgres"),
             flush_interval: "1s",
             extra: Vec::new(),
+            ..Default::default()
         },
         &config,
     );

@@ -84,6 +84,7 @@ fn record_a_session() -> Recorded {
         upstream: pg.upstream_url("postgres"),
         flush_interval: "60s",
         extra: Vec::new(),
+        ..Default::default()
     });
     let out = Command::new("psql")
         .arg(gw.conninfo("alice"))

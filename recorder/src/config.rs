@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tapline_store::Durability;
 
 /// A configuration problem, said so a person can fix it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +52,63 @@ pub struct GatewaySection {
     pub max_message_bytes: Option<usize>,
     /// The most bytes of one result that are recorded (the client still gets all).
     pub max_recorded_result_bytes: Option<usize>,
+    /// The local spool folder every event is appended to before it is archived.
+    pub spool: Option<PathBuf>,
+    /// The most the spool may hold while the archive is unreachable (bytes, or "8GiB").
+    pub spool_max_bytes: Option<ByteSize>,
+    /// A segment is cut early when its spool file reaches this size.
+    pub segment_max_bytes: Option<ByteSize>,
+    /// The default durability of every connection: "sync" or "async".
+    pub durability: Option<String>,
+    /// At shutdown, how long to keep uploading before leaving the rest in the spool.
+    pub drain_timeout: Option<String>,
+}
+
+/// A byte count written as a number or as text with a unit ("512MiB", "8GiB", "1GB").
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    /// The number of bytes.
+    pub fn bytes(&self) -> Result<u64, String> {
+        match self {
+            ByteSize::Bytes(n) => Ok(*n),
+            ByteSize::Text(t) => parse_byte_size(t),
+        }
+    }
+}
+
+/// Parses "1048576", "512KiB", "64MiB", "8GiB", "1TB" and the like.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a number"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024.0_f64.powi(4),
+        other => {
+            return Err(format!(
+                "`{other}` is not a byte unit (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ));
+        }
+    };
+    Ok((num * mult) as u64)
 }
 
 /// `[[connections]]`: one listener in front of one upstream.
@@ -68,6 +126,8 @@ pub struct ConnectionSection {
     /// user name → SCRAM-SHA-256 verifier (`tapline hash-secret` makes one).
     #[serde(default)]
     pub users: BTreeMap<String, String>,
+    /// "sync" or "async" for this connection (default: the gateway's).
+    pub durability: Option<String>,
 }
 
 /// The protocols a connection can speak.
@@ -146,6 +206,8 @@ pub struct ConnectionConfig {
     /// The upstream password, if the upstream asks for one.
     pub upstream_password: Option<Secret>,
     pub client_auth: ClientAuth,
+    /// Whether a result waits for its event's fsync before reaching the client.
+    pub durability: Durability,
 }
 
 /// The whole validated configuration.
@@ -158,8 +220,15 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     pub max_message_bytes: usize,
     pub max_recorded_result_bytes: usize,
+    pub spool: PathBuf,
+    pub spool_max_bytes: u64,
+    pub segment_max_bytes: u64,
+    pub drain_timeout: Duration,
     pub connections: Vec<ConnectionConfig>,
 }
+
+/// The spool folder used when neither `--spool` nor the config names one.
+pub const DEFAULT_SPOOL: &str = "./tapline-spool";
 
 /// Where values came from, so errors can name the key or the flag.
 #[derive(Debug, Clone)]
@@ -293,6 +362,55 @@ impl GatewayConfig {
             ));
         }
         let max_recorded_result_bytes = g.max_recorded_result_bytes.unwrap_or(16 << 20);
+        let size = |field: &str, value: &Option<ByteSize>, default: u64, min: u64| {
+            let n = match value {
+                None => return Ok(default),
+                Some(v) => v.bytes().map_err(|problem| {
+                    origin.err(
+                        None,
+                        field,
+                        problem,
+                        "write a byte count such as 8589934592 or \"8GiB\"",
+                    )
+                })?,
+            };
+            if n < min {
+                return Err(origin.err(
+                    None,
+                    field,
+                    format!("{n} bytes is below the minimum of {min}"),
+                    format!("raise it; the default is {default}"),
+                ));
+            }
+            Ok(n)
+        };
+        let spool_max_bytes = size("spool_max_bytes", &g.spool_max_bytes, 8 << 30, 64 << 10)?;
+        let segment_max_bytes = size(
+            "segment_max_bytes",
+            &g.segment_max_bytes,
+            64 << 20,
+            64 << 10,
+        )?;
+        if segment_max_bytes > spool_max_bytes {
+            return Err(origin.err(
+                None,
+                "segment_max_bytes",
+                format!("{segment_max_bytes} is larger than spool_max_bytes ({spool_max_bytes})"),
+                "a segment must fit in the spool; lower segment_max_bytes or raise spool_max_bytes",
+            ));
+        }
+        let drain_timeout = duration("drain_timeout", &g.drain_timeout, Duration::from_secs(10))?;
+        let default_durability = match &g.durability {
+            None => Durability::default(),
+            Some(d) => Durability::parse(d).ok_or_else(|| {
+                origin.err(
+                    None,
+                    "durability",
+                    format!("`{d}` is not a durability"),
+                    "use \"sync\" (results wait for the spool fsync) or \"async\"",
+                )
+            })?,
+        };
         if file.connections.is_empty() {
             return Err(origin.err(
                 None,
@@ -305,7 +423,7 @@ impl GatewayConfig {
         let mut names = std::collections::HashSet::new();
         let mut listens = std::collections::HashSet::new();
         for (i, c) in file.connections.iter().enumerate() {
-            let conn = validate_connection(c, i, origin)?;
+            let conn = validate_connection(c, i, origin, default_durability)?;
             if !names.insert(conn.name.clone()) {
                 return Err(origin.err(
                     Some(i),
@@ -332,6 +450,13 @@ impl GatewayConfig {
             shutdown_grace,
             max_message_bytes,
             max_recorded_result_bytes,
+            spool: g
+                .spool
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL)),
+            spool_max_bytes,
+            segment_max_bytes,
+            drain_timeout,
             connections,
         })
     }
@@ -345,6 +470,7 @@ fn validate_connection(
     c: &ConnectionSection,
     i: usize,
     origin: &Origin,
+    default_durability: Durability,
 ) -> Result<ConnectionConfig, ConfigError> {
     let at = |field: &str, problem: String, fix: &str| origin.err(Some(i), field, problem, fix);
     let name = c.name.clone().unwrap_or_else(|| "default".to_string());
@@ -471,6 +597,16 @@ fn validate_connection(
             ));
         }
     };
+    let durability = match c.durability.as_deref() {
+        None => default_durability,
+        Some(d) => Durability::parse(d).ok_or_else(|| {
+            at(
+                "durability",
+                format!("`{d}` is not a durability"),
+                "use \"sync\" (results wait for the spool fsync) or \"async\"",
+            )
+        })?,
+    };
     Ok(ConnectionConfig {
         name,
         protocol,
@@ -478,6 +614,7 @@ fn validate_connection(
         upstream,
         upstream_password,
         client_auth,
+        durability,
     })
 }
 
@@ -591,6 +728,69 @@ mod tests {
         let mut c = conn("127.0.0.1:6432");
         c.upstream_password_env = Some("TAPLINE_TEST_SURELY_UNSET".into());
         assert!(validate(c).unwrap_err().to_string().contains("not set"));
+    }
+
+    #[test]
+    fn spool_sizes_and_durability_are_validated_with_the_key_named() {
+        assert_eq!(parse_byte_size("512KiB").unwrap(), 512 * 1024);
+        assert_eq!(parse_byte_size("8GiB").unwrap(), 8 << 30);
+        assert_eq!(parse_byte_size("1.5MB").unwrap(), 1_500_000);
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("3 parsecs").is_err());
+
+        let with = |gateway: GatewaySection, durability: Option<&str>| {
+            let mut c = conn("127.0.0.1:6432");
+            c.durability = durability.map(str::to_string);
+            GatewayConfig::validate(
+                ConfigFile {
+                    gateway,
+                    connections: vec![c],
+                },
+                &Origin::File("t.toml".into()),
+            )
+        };
+        let ok = with(
+            GatewaySection {
+                durability: Some("sync".into()),
+                spool_max_bytes: Some(ByteSize::Text("1GiB".into())),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(ok.connections[0].durability, Durability::Sync);
+        assert_eq!(ok.spool_max_bytes, 1 << 30);
+        let own = with(
+            GatewaySection {
+                durability: Some("sync".into()),
+                ..Default::default()
+            },
+            Some("async"),
+        )
+        .unwrap();
+        assert_eq!(own.connections[0].durability, Durability::Async);
+
+        let err = with(GatewaySection::default(), Some("eventually")).unwrap_err();
+        assert_eq!(err.key, "connections[0].durability");
+        let err = with(
+            GatewaySection {
+                spool_max_bytes: Some(ByteSize::Bytes(1000)),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "gateway.spool_max_bytes");
+        let err = with(
+            GatewaySection {
+                spool_max_bytes: Some(ByteSize::Text("1MiB".into())),
+                segment_max_bytes: Some(ByteSize::Text("2MiB".into())),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "gateway.segment_max_bytes");
     }
 
     #[test]

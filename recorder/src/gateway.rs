@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tapline_store::writer::WriterStats;
+use tapline_store::upload::WriterStats;
 use tapline_store::{Archive, ArchiveWriter, GatewayKey, WriterConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -53,15 +53,17 @@ impl Gateway {
                     })?;
             listeners.push((Arc::new(c.clone()), listener));
         }
-        archive.publish_key(&key).await?;
         let writer = ArchiveWriter::start(
             archive,
             key,
             WriterConfig {
                 flush_interval: config.flush_interval,
-                ..WriterConfig::new(config.id.clone())
+                segment_max_bytes: config.segment_max_bytes,
+                spool_max_bytes: config.spool_max_bytes,
+                drain_timeout: config.drain_timeout,
+                ..WriterConfig::new(config.id.clone(), config.spool.clone())
             },
-        );
+        )?;
         Ok(Gateway {
             config,
             listeners,

@@ -8,7 +8,8 @@ use crate::seal::{GatewayKey, TrustedKeys, parse_public_pem};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use std::path::PathBuf;
 use std::sync::Arc;
 use url::Url;
@@ -24,6 +25,8 @@ pub const DEFAULT_ARCHIVE: &str = "./tapline-archive";
 pub enum ArchiveLocation {
     /// A local folder (a plain path or a `file://` URL).
     Local(PathBuf),
+    /// An Azure Blob Storage container and a folder in it (`az://CONTAINER/PREFIX`).
+    Azure { container: String, prefix: String },
 }
 
 impl ArchiveLocation {
@@ -52,8 +55,24 @@ impl ArchiveLocation {
                     })?;
                     Ok(ArchiveLocation::Local(path))
                 }
+                "az" => {
+                    let rest = &text[scheme_end + 3..];
+                    let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    crate::azure::check_container_name(container).map_err(bad)?;
+                    let prefix = prefix.trim_matches('/').to_string();
+                    if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
+                        return Err(bad(
+                            "the folder after the container may not hold `.`, `..` or empty parts"
+                                .into(),
+                        ));
+                    }
+                    Ok(ArchiveLocation::Azure {
+                        container: container.to_string(),
+                        prefix,
+                    })
+                }
                 other => Err(bad(format!(
-                    "the `{other}://` scheme is not supported; use a folder path or a file:// URL"
+                    "the `{other}://` scheme is not supported; use a folder path, a file:// URL or az://CONTAINER/PREFIX"
                 ))),
             };
         }
@@ -76,14 +95,25 @@ impl std::fmt::Display for ArchiveLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ArchiveLocation::Local(p) => write!(f, "{}", p.display()),
+            ArchiveLocation::Azure { container, prefix } if prefix.is_empty() => {
+                write!(f, "az://{container}")
+            }
+            ArchiveLocation::Azure { container, prefix } => write!(f, "az://{container}/{prefix}"),
         }
     }
 }
+
+/// Segments larger than this are uploaded in parts.
+pub const MULTIPART_THRESHOLD: usize = 16 << 20;
+/// The size of one uploaded part.
+const MULTIPART_PART_BYTES: usize = 8 << 20;
 
 /// An opened archive: an object store and the URL DataFusion knows it by.
 #[derive(Debug, Clone)]
 pub struct Archive {
     store: Arc<dyn ObjectStore>,
+    /// The unprefixed store DataFusion resolves `root_url` paths against.
+    query_store: Arc<dyn ObjectStore>,
     location: ArchiveLocation,
     root_url: Url,
 }
@@ -98,6 +128,9 @@ impl Archive {
                     source: e,
                 })?;
             }
+            // A container is created by `tapline archive init`, never implicitly: a
+            // typo in a container name must not start a new archive somewhere else.
+            ArchiveLocation::Azure { .. } => {}
         }
         Self::open(location)
     }
@@ -126,6 +159,31 @@ impl Archive {
                     })?;
                 Ok(Archive {
                     store: Arc::new(store),
+                    query_store: Arc::new(LocalFileSystem::new()),
+                    location: location.clone(),
+                    root_url,
+                })
+            }
+            ArchiveLocation::Azure { container, prefix } => {
+                let container_store: Arc<dyn ObjectStore> =
+                    Arc::new(crate::azure::open_container(container)?);
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    container_store.clone()
+                } else {
+                    Arc::new(PrefixStore::new(container_store.clone(), prefix.as_str()))
+                };
+                let root = if prefix.is_empty() {
+                    format!("az://{container}/")
+                } else {
+                    format!("az://{container}/{prefix}/")
+                };
+                let root_url = Url::parse(&root).map_err(|e| StoreError::BadLocation {
+                    location: location.to_string(),
+                    reason: format!("cannot be expressed as a URL: {e}"),
+                })?;
+                Ok(Archive {
+                    store,
+                    query_store: container_store,
                     location: location.clone(),
                     root_url,
                 })
@@ -147,9 +205,7 @@ impl Archive {
     /// [`Archive::root_url`]. Paths it receives are the URL's full path, so a local
     /// archive is read through an unprefixed file system store.
     pub fn store_for_datafusion(&self) -> Arc<dyn ObjectStore> {
-        match &self.location {
-            ArchiveLocation::Local(_) => Arc::new(LocalFileSystem::new()),
-        }
+        self.query_store.clone()
     }
 
     /// The URL of the archive root, ending in `/`.
@@ -163,16 +219,38 @@ impl Archive {
     }
 
     /// Writes one object in full.
-    pub async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    pub async fn put(&self, path: &str, bytes: impl Into<bytes::Bytes>) -> Result<(), StoreError> {
         let p = ObjectPath::from(path);
         self.store
-            .put(&p, PutPayload::from(bytes))
+            .put(&p, PutPayload::from(bytes.into()))
             .await
             .map_err(|e| StoreError::ObjectStore {
                 operation: "upload",
                 path: path.to_string(),
                 source: e,
             })?;
+        Ok(())
+    }
+
+    /// Writes one segment; large ones go up in parts, so no single request carries
+    /// the whole file and a slow link does not time out one huge request.
+    pub async fn put_segment(&self, path: &str, bytes: bytes::Bytes) -> Result<(), StoreError> {
+        if bytes.len() <= MULTIPART_THRESHOLD {
+            return self.put(path, bytes).await;
+        }
+        let p = ObjectPath::from(path);
+        let err = |e| StoreError::ObjectStore {
+            operation: "upload",
+            path: path.to_string(),
+            source: e,
+        };
+        let upload = self.store.put_multipart(&p).await.map_err(err)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
+        for part in bytes.chunks(MULTIPART_PART_BYTES) {
+            writer.wait_for_capacity(4).await.map_err(err)?;
+            writer.write(part);
+        }
+        writer.finish().await.map_err(err)?;
         Ok(())
     }
 
@@ -245,6 +323,21 @@ mod tests {
             ArchiveLocation::parse("file:///var/tmp/x").unwrap(),
             ArchiveLocation::Local("/var/tmp/x".into())
         );
+        assert_eq!(
+            ArchiveLocation::parse("az://tapline/prod/eu/").unwrap(),
+            ArchiveLocation::Azure {
+                container: "tapline".into(),
+                prefix: "prod/eu".into()
+            }
+        );
+        assert_eq!(
+            ArchiveLocation::parse("az://tapline").unwrap().to_string(),
+            "az://tapline"
+        );
+        let err = ArchiveLocation::parse("az://Bad_Name/x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("container name"), "{err}");
         let err = ArchiveLocation::parse("s3://bucket/x")
             .unwrap_err()
             .to_string();

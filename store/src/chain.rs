@@ -52,6 +52,17 @@ impl Chain {
         }
     }
 
+    /// A chain that carries on after `last` = (seq, hash), as rebuilt from the spool.
+    pub fn resume(last: Option<(u64, [u8; 32])>) -> Self {
+        match last {
+            Some((seq, hash)) => Chain {
+                next_seq: seq + 1,
+                head: Some(hash),
+            },
+            None => Chain::new(),
+        }
+    }
+
     /// The seq the next event will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

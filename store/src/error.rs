@@ -35,6 +35,36 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// A spool file is damaged somewhere other than its tail.
+    #[error("spool file {} is damaged at byte {offset}: {reason}. Nothing was dropped; move the file aside (keep it for investigation) and restart the gateway", path.display())]
+    SpoolDamaged {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// Another gateway process holds the spool folder.
+    #[error("spool folder {} is in use by another gateway ({holder}); give each gateway its own --spool folder", path.display())]
+    SpoolInUse { path: PathBuf, holder: String },
+
+    /// The spool is full because the archive has not confirmed uploads.
+    #[error("the spool is full ({bytes} of {max_bytes} bytes waiting) because the archive is not confirming uploads{}; no new sessions until it drains", last_error.as_ref().map(|e| format!(" (last upload error: {e})")).unwrap_or_default())]
+    SpoolFull {
+        bytes: u64,
+        max_bytes: u64,
+        last_error: Option<String>,
+    },
+
+    /// The spool could not be written (full disk, I/O error).
+    #[error(
+        "the spool cannot be written (see the gateway log); recording has stopped until the gateway is restarted"
+    )]
+    SpoolFailed,
+
+    /// `archive init` could not create the container.
+    #[error("cannot initialise archive {location}: {reason}")]
+    ArchiveInit { location: String, reason: String },
+
     /// The writer task has stopped, so nothing more can be recorded.
     #[error("the archive writer has stopped; the event could not be recorded")]
     WriterStopped,

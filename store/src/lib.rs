@@ -6,15 +6,19 @@
 //! hands it [`EventDraft`]s and it does the rest.
 
 pub mod archive;
+pub mod azure;
 pub mod batch;
 pub mod canonical;
 pub mod chain;
 pub mod error;
 pub mod event;
+pub mod failpoint;
 pub mod schema;
 pub mod seal;
 pub mod segment;
 pub mod session;
+pub mod spool;
+pub mod upload;
 pub mod verify;
 pub mod writer;
 
@@ -24,4 +28,4 @@ pub use error::StoreError;
 pub use event::{Direction, Event, EventDraft, Kind, Status};
 pub use seal::{GatewayKey, KeyId, Seal, TrustedKeys};
 pub use session::{SessionMeta, SessionSummary};
-pub use writer::{ArchiveWriter, SessionRecorder, WriterConfig, WriterHandle};
+pub use writer::{ArchiveWriter, Durability, SessionRecorder, WriterConfig, WriterHandle};

@@ -79,10 +79,19 @@ pub fn date_partition(ts_ns: i64) -> String {
     format!("date={}", date.format("%Y-%m-%d"))
 }
 
-/// `<table>/date=YYYY-MM-DD/<gateway>-<ulid>.parquet`, relative to the archive root.
-pub fn segment_path(table: &str, ts_ns: i64, gateway_id: &str, id: ulid::Ulid) -> String {
+/// `<table>/date=YYYY-MM-DD/<gateway>-<spool id>-<spool file>.parquet`, relative to
+/// the archive root. The name is fixed by the spool position the segment was cut from,
+/// so uploading it again after a crash replaces the same object instead of adding a
+/// duplicate, and several gateways never collide.
+pub fn segment_path(
+    table: &str,
+    ts_ns: i64,
+    gateway_id: &str,
+    spool_id: &str,
+    file_no: u64,
+) -> String {
     format!(
-        "{table}/{}/{gateway_id}-{id}.parquet",
+        "{table}/{}/{gateway_id}-{spool_id}-{file_no:016}.parquet",
         date_partition(ts_ns)
     )
 }
@@ -90,6 +99,18 @@ pub fn segment_path(table: &str, ts_ns: i64, gateway_id: &str, id: ulid::Ulid) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_names_are_fixed_by_gateway_and_spool_position() {
+        let ts = 1_763_769_600_000_000_000; // 2025-11-22
+        let p = segment_path("events", ts, "gw-eu-1", "01jabc", 42);
+        assert_eq!(
+            p,
+            "events/date=2025-11-22/gw-eu-1-01jabc-0000000000000042.parquet"
+        );
+        assert_eq!(p, segment_path("events", ts, "gw-eu-1", "01jabc", 42));
+        assert_ne!(p, segment_path("events", ts, "gw-eu-2", "01jabc", 42));
+    }
 
     #[test]
     fn segments_are_zstd_sorted_with_page_index_and_bloom_filter() {

@@ -1,46 +1,96 @@
-//! The recording pipeline: session recorders chain events, one writer task rolls them
-//! into Parquet segments and seals every session it wrote.
+//! The recording pipeline: session recorders chain events and hand them to the spool
+//! journal; the uploader rolls each spool chunk into Parquet segments and seals every
+//! session it touched.
 //!
-//! Hashing happens in each session's own task (so it spreads over cores); the writer
-//! only buffers, encodes and uploads. A segment rolls every `flush_interval`, shortly
-//! after a session ends, and when the buffer grows past `max_buffer_bytes`. Each roll
-//! writes the events first and then one checkpoint row per touched session carrying
-//! the seal of its head, so a seal never vouches for events that are not stored.
+//! Hashing and record encoding happen in each session's own task (so they spread over
+//! cores); the journal thread only appends and fsyncs, and the uploader encodes and
+//! uploads. A chunk is cut every `flush_interval`, shortly after a session ends, and at
+//! `segment_max_bytes`. Each chunk's events are stored before its checkpoint seals, so
+//! a seal never vouches for events that are not stored.
 
 use crate::archive::Archive;
-use crate::batch::{events_to_batch, sessions_to_batch};
 use crate::canonical::CanonicalFields;
 use crate::chain::Chain;
 use crate::error::StoreError;
-use crate::event::{Direction, Event, EventDraft, Kind, Status, now_ns};
+use crate::event::{Direction, Event, EventDraft, Kind, now_ns};
 use crate::seal::GatewayKey;
-use crate::segment::{encode, segment_path};
-use crate::session::{SealKind, SessionCounts, SessionMeta, SessionSummary};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use crate::session::SessionMeta;
+use crate::spool::SpoolDir;
+use crate::spool::backlog::{Backlog, write_status};
+use crate::spool::journal::{
+    self, Durable, JournalConfig, JournalMsg, JournalSender, spooled_size,
+};
+use crate::spool::record::{SessionState, encode_ended, encode_event, encode_opened};
+use crate::spool::recover::recover;
+use crate::upload::Uploader;
+pub use crate::upload::WriterStats;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::{oneshot, watch};
 
-/// How the writer rolls segments.
+/// When a result may reach the client, relative to its event reaching the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A result is forwarded only after its event is fsync'd in the spool: a gateway
+    /// killed at any moment loses nothing a client saw. Costs one group-committed
+    /// fsync wait per command.
+    Sync,
+    /// A result is forwarded as soon as its event is handed to the journal, which
+    /// fsyncs within a few milliseconds: a killed gateway can lose those last
+    /// milliseconds of events, never more, and never anything already fsync'd.
+    #[default]
+    Async,
+}
+
+impl Durability {
+    /// Parses `sync` or `async`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "sync" => Some(Durability::Sync),
+            "async" => Some(Durability::Async),
+            _ => None,
+        }
+    }
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Async => "async",
+        }
+    }
+}
+
+/// How the writer spools and rolls segments.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// Names this gateway in file names and the `gateway_id` column.
     pub gateway_id: String,
     /// A live session becomes visible to queries within this interval.
     pub flush_interval: Duration,
-    /// Roll early when this many bytes of events are buffered.
-    pub max_buffer_bytes: usize,
+    /// Cut a segment early when its spool file reaches this size.
+    pub segment_max_bytes: u64,
+    /// The local spool folder.
+    pub spool_dir: PathBuf,
+    /// The most bytes the spool may hold while the archive is unreachable.
+    pub spool_max_bytes: u64,
+    /// At shutdown, how long to keep trying to upload what is spooled; whatever is
+    /// left stays in the spool for the next start.
+    pub drain_timeout: Duration,
 }
 
 impl WriterConfig {
-    /// Defaults: a 5 s interval and a 64 MiB buffer.
-    pub fn new(gateway_id: impl Into<String>) -> Self {
+    /// Defaults: a 5 s interval, 64 MiB segments, an 8 GiB spool, a 10 s drain.
+    pub fn new(gateway_id: impl Into<String>, spool_dir: impl Into<PathBuf>) -> Self {
         WriterConfig {
             gateway_id: gateway_id.into(),
             flush_interval: Duration::from_secs(5),
-            max_buffer_bytes: 64 << 20,
+            segment_max_bytes: 64 << 20,
+            spool_dir: spool_dir.into(),
+            spool_max_bytes: 8 << 30,
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -52,29 +102,12 @@ pub struct TrafficCounters {
     pub from_server: AtomicU64,
 }
 
-enum Msg {
-    Open(Box<SessionMeta>, Arc<TrafficCounters>),
-    Event(Box<Event>),
-    End {
-        session_id: Arc<str>,
-        end_ns: i64,
-        reason: String,
-    },
-    Shutdown(oneshot::Sender<Result<WriterStats, StoreError>>),
-}
-
-/// What the writer did over its life; reported at shutdown.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriterStats {
-    pub events_written: u64,
-    pub segments_written: u64,
-    pub seals_written: u64,
-}
-
 /// A cheap, cloneable way for listeners to open session recorders.
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    sender: Arc<JournalSender>,
+    durable: watch::Receiver<Durable>,
+    backlog: Arc<Backlog>,
     gateway_id: Arc<str>,
 }
 
@@ -84,31 +117,80 @@ impl WriterHandle {
         &self.gateway_id
     }
 
-    /// Starts recording a session: registers it with the writer and returns the
-    /// recorder the protocol tap records through.
-    pub fn open_session(&self, meta: SessionMeta) -> Result<SessionRecorder, StoreError> {
+    /// What is waiting for the archive.
+    pub fn backlog(&self) -> &Arc<Backlog> {
+        &self.backlog
+    }
+
+    /// Starts recording a session, unless the spool is too full or broken to take
+    /// one: then the error says why, for the tap to tell its client.
+    pub fn open_session(
+        &self,
+        meta: SessionMeta,
+        durability: Durability,
+    ) -> Result<SessionRecorder, StoreError> {
+        if self.backlog.spool_failed() {
+            return Err(StoreError::SpoolFailed);
+        }
+        if !self.backlog.admits_sessions() {
+            return Err(StoreError::SpoolFull {
+                bytes: self.backlog.bytes(),
+                max_bytes: self.backlog.max_bytes,
+                last_error: self.backlog.last_error(),
+            });
+        }
         let counters = Arc::new(TrafficCounters::default());
-        self.tx
-            .send(Msg::Open(Box::new(meta.clone()), counters.clone()))
-            .map_err(|_| StoreError::WriterStopped)?;
+        let body = encode_opened(&meta);
+        let lsn = self.sender.send(JournalMsg::Opened {
+            meta: Box::new(meta.clone()),
+            traffic: counters.clone(),
+            body,
+        })?;
         Ok(SessionRecorder {
             meta: Arc::new(meta),
             chain: Chain::new(),
-            tx: self.tx.clone(),
+            handle: self.clone(),
             counters,
+            durability,
+            last_lsn: lsn,
             ended: false,
         })
     }
 }
 
+/// A point in the spool a sync session waits for before forwarding a result.
+pub struct DurablePoint {
+    lsn: u64,
+    rx: watch::Receiver<Durable>,
+}
+
+impl DurablePoint {
+    /// Resolves once the spool is fsync'd up to this point.
+    pub async fn wait(mut self) -> Result<(), StoreError> {
+        let lsn = self.lsn;
+        let d = *self
+            .rx
+            .wait_for(|d| d.lsn >= lsn || d.failed)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        if d.lsn >= lsn {
+            Ok(())
+        } else {
+            Err(StoreError::SpoolFailed)
+        }
+    }
+}
+
 /// Records one session: numbers, stamps and chains each event, then hands it to the
-/// writer. Dropping a recorder that was not ended ends the session as `aborted`, so
-/// even a tap that fails unexpectedly leaves a sealed session behind.
+/// spool. Dropping a recorder that was not ended ends the session as `aborted`, so even
+/// a tap that fails unexpectedly leaves a sealed session behind.
 pub struct SessionRecorder {
     meta: Arc<SessionMeta>,
     chain: Chain,
-    tx: mpsc::UnboundedSender<Msg>,
+    handle: WriterHandle,
     counters: Arc<TrafficCounters>,
+    durability: Durability,
+    last_lsn: u64,
     ended: bool,
 }
 
@@ -121,6 +203,11 @@ impl SessionRecorder {
     /// The facts the session was opened with.
     pub fn meta(&self) -> &SessionMeta {
         &self.meta
+    }
+
+    /// The session's durability.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// Counts bytes that crossed from the client.
@@ -137,13 +224,24 @@ impl SessionRecorder {
             .fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Appends one event to the session chain; returns its seq.
+    /// For a sync session, the spool point its last event must reach before a result
+    /// goes to the client; `None` for async sessions.
+    pub fn durable_point(&self) -> Option<DurablePoint> {
+        (self.durability == Durability::Sync).then(|| DurablePoint {
+            lsn: self.last_lsn,
+            rx: self.handle.durable.clone(),
+        })
+    }
+
+    /// Appends one event to the session chain and the spool; returns its seq. Fails
+    /// when the spool is full (the tap then ends the session, telling its client why);
+    /// the session's end is always accepted.
     pub fn record(&mut self, draft: EventDraft) -> Result<u64, StoreError> {
         let m = &self.meta;
         let seq = self.chain.next_seq();
         let ts_ns = draft.ts_ns.unwrap_or_else(now_ns);
         let masked: Vec<&str> = draft.masked.iter().map(String::as_str).collect();
-        let (prev_hash, hash) = self.chain.append(&CanonicalFields {
+        let fields = CanonicalFields {
             session_id: &m.session_id,
             seq,
             ts_ns,
@@ -160,7 +258,9 @@ impl SessionRecorder {
             masked: &masked,
             payload: &draft.payload,
             text: draft.text.as_deref(),
-        });
+        };
+        let mut trial = self.chain.clone();
+        let (prev_hash, hash) = trial.append(&fields);
         let event = Event {
             session_id: m.session_id.clone(),
             seq,
@@ -181,9 +281,30 @@ impl SessionRecorder {
             prev_hash,
             hash,
         };
-        self.tx
-            .send(Msg::Event(Box::new(event)))
-            .map_err(|_| StoreError::WriterStopped)?;
+        let body = encode_event(&event);
+        let backlog = &self.handle.backlog;
+        if event.kind != Kind::SessionEnd {
+            if backlog.spool_failed() {
+                return Err(StoreError::SpoolFailed);
+            }
+            if !backlog.has_room_for(spooled_size(body.len())) {
+                return Err(StoreError::SpoolFull {
+                    bytes: backlog.bytes(),
+                    max_bytes: backlog.max_bytes,
+                    last_error: backlog.last_error(),
+                });
+            }
+        }
+        // Only what goes back to the client asks for an immediate fsync: a sync tap
+        // waits before forwarding server bytes, and a command's event always precedes
+        // its result's, so one fsync per command covers both.
+        let sync = self.durability == Durability::Sync && event.direction != Direction::Client;
+        self.last_lsn = self.handle.sender.send(JournalMsg::Event {
+            event: Box::new(event),
+            body,
+            sync,
+        })?;
+        self.chain = trial;
         Ok(seq)
     }
 
@@ -204,13 +325,13 @@ impl SessionRecorder {
             .duration_us(u64::try_from((end_ns - self.meta.start_ns) / 1000).unwrap_or(0))
             .at(end_ns);
         self.record(draft)?;
-        self.tx
-            .send(Msg::End {
-                session_id: self.meta.session_id.clone(),
-                end_ns,
-                reason: reason.to_string(),
-            })
-            .map_err(|_| StoreError::WriterStopped)
+        self.last_lsn = self.handle.sender.send(JournalMsg::Ended {
+            session_id: self.meta.session_id.clone(),
+            end_ns,
+            reason: reason.to_string(),
+            body: encode_ended(&self.meta.session_id, end_ns, reason),
+        })?;
+        Ok(())
     }
 }
 
@@ -222,42 +343,97 @@ impl Drop for SessionRecorder {
     }
 }
 
-struct LiveSession {
-    meta: SessionMeta,
-    traffic: Arc<TrafficCounters>,
-    counts: SessionCounts,
-    last: Option<(u64, [u8; 32])>,
-    end: Option<(i64, String)>,
-    dirty: bool,
-}
-
-/// The writer task and a handle to it.
+/// The spool journal, the uploader and a handle to them.
 pub struct ArchiveWriter {
     handle: WriterHandle,
-    task: tokio::task::JoinHandle<()>,
+    journal: std::thread::JoinHandle<()>,
+    uploader: tokio::task::JoinHandle<()>,
+    status: tokio::task::JoinHandle<()>,
+    stats: Arc<Mutex<WriterStats>>,
+    config: WriterConfig,
+    archive_name: String,
 }
 
+/// The end reason given to sessions that were live when a gateway died.
+pub const CRASH_REASON: &str = "gateway_crash";
+
 impl ArchiveWriter {
-    /// Starts the writer task on the current tokio runtime.
-    pub fn start(archive: Archive, key: GatewayKey, config: WriterConfig) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Opens the spool, recovers what a previous run left (uploading it first and
+    /// ending its interrupted sessions as `gateway_crash`), and starts the journal and
+    /// the uploader on the current tokio runtime.
+    pub fn start(
+        archive: Archive,
+        key: GatewayKey,
+        config: WriterConfig,
+    ) -> Result<Self, StoreError> {
+        let spool = Arc::new(SpoolDir::open(&config.spool_dir)?);
+        let backlog = Arc::new(Backlog::new(config.spool_max_bytes));
+        let recovered = recover(&spool, &backlog)?;
+        let recovered_events: u64 = recovered.chunks.iter().map(|c| c.event_count).sum();
+        if !recovered.chunks.is_empty() {
+            tracing::info!(
+                spool = %spool.path().display(),
+                files = recovered.chunks.len(),
+                events = recovered_events,
+                interrupted_sessions = recovered.interrupted.len(),
+                "recovered the spool of a previous run; uploading it before anything new"
+            );
+        }
+        let (chunk_tx, chunk_rx) = tokio::sync::mpsc::unbounded_channel();
+        for chunk in recovered.chunks {
+            let _ = chunk_tx.send(chunk);
+        }
+        let queued = Arc::new(AtomicU64::new(0));
+        let journal = journal::start(
+            spool.clone(),
+            JournalConfig {
+                flush_interval: config.flush_interval,
+                segment_max_bytes: config.segment_max_bytes,
+            },
+            backlog.clone(),
+            recovered.book,
+            recovered.next_file_no,
+            chunk_tx,
+            queued.clone(),
+        )?;
         let handle = WriterHandle {
-            tx,
+            sender: journal.sender,
+            durable: journal.durable,
+            backlog: backlog.clone(),
             gateway_id: Arc::from(config.gateway_id.as_str()),
         };
-        let task = tokio::spawn(
-            WriterTask {
+        for state in recovered.interrupted {
+            end_interrupted(&handle, state)?;
+        }
+        let stats = Arc::new(Mutex::new(WriterStats::default()));
+        let archive_name = archive.location().to_string();
+        let uploader = tokio::spawn(
+            Uploader {
                 archive,
                 key,
-                config,
-                sessions: HashMap::new(),
-                buffer: Vec::new(),
-                buffered_bytes: 0,
-                stats: WriterStats::default(),
+                gateway_id: config.gateway_id.clone(),
+                spool: spool.clone(),
+                backlog: backlog.clone(),
+                queued,
+                stats: stats.clone(),
             }
-            .run(rx),
+            .run(chunk_rx),
         );
-        ArchiveWriter { handle, task }
+        let status = tokio::spawn(report_backlog(
+            backlog,
+            config.gateway_id.clone(),
+            archive_name.clone(),
+            spool.path().to_path_buf(),
+        ));
+        Ok(ArchiveWriter {
+            handle,
+            journal: journal.thread,
+            uploader,
+            status,
+            stats,
+            config,
+            archive_name,
+        })
     }
 
     /// A handle for opening sessions.
@@ -265,238 +441,99 @@ impl ArchiveWriter {
         self.handle.clone()
     }
 
-    /// Writes everything still buffered, seals every session and stops. Sessions that
-    /// are still open are sealed with a checkpoint seal.
+    /// Cuts the last chunk, then keeps uploading for up to `drain_timeout`. Whatever
+    /// the archive has not confirmed by then stays in the spool and is uploaded at the
+    /// next start; the log says how much.
     pub async fn shutdown(self) -> Result<WriterStats, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.handle
-            .tx
-            .send(Msg::Shutdown(tx))
-            .map_err(|_| StoreError::WriterStopped)?;
-        let result = rx.await.map_err(|_| StoreError::WriterStopped)?;
-        let _ = self.task.await;
-        result
-    }
-}
-
-struct WriterTask {
-    archive: Archive,
-    key: GatewayKey,
-    config: WriterConfig,
-    sessions: HashMap<Arc<str>, LiveSession>,
-    buffer: Vec<Event>,
-    buffered_bytes: usize,
-    stats: WriterStats,
-}
-
-/// After a session ends, its segment rolls within this delay, so that many sessions
-/// ending together share one segment.
-const END_ROLL_DELAY: Duration = Duration::from_millis(200);
-
-impl WriterTask {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        let mut next_roll = Instant::now() + self.config.flush_interval;
-        loop {
-            let msg = tokio::select! {
-                msg = rx.recv() => msg,
-                _ = tokio::time::sleep_until(next_roll) => {
-                    if let Err(e) = self.roll().await {
-                        tracing::error!(error = %e, "segment roll failed; events stay buffered and are retried");
-                    }
-                    next_roll = Instant::now() + self.config.flush_interval;
-                    continue;
-                }
-            };
-            match msg {
-                Some(Msg::Open(meta, traffic)) => {
-                    self.sessions.insert(
-                        meta.session_id.clone(),
-                        LiveSession {
-                            meta: *meta,
-                            traffic,
-                            counts: SessionCounts::default(),
-                            last: None,
-                            end: None,
-                            dirty: true,
-                        },
-                    );
-                }
-                Some(Msg::Event(event)) => {
-                    if let Some(s) = self.sessions.get_mut(&event.session_id) {
-                        count(&mut s.counts, &event);
-                        s.last = Some((event.seq, event.hash));
-                        s.dirty = true;
-                    }
-                    self.buffered_bytes += event.approx_size();
-                    self.buffer.push(*event);
-                    if self.buffered_bytes >= self.config.max_buffer_bytes
-                        && let Err(e) = self.roll().await
-                    {
-                        tracing::error!(error = %e, "segment roll failed; events stay buffered and are retried");
-                    }
-                }
-                Some(Msg::End {
-                    session_id,
-                    end_ns,
-                    reason,
-                }) => {
-                    if let Some(s) = self.sessions.get_mut(&session_id) {
-                        s.end = Some((end_ns, reason));
-                        s.dirty = true;
-                    }
-                    next_roll = next_roll.min(Instant::now() + END_ROLL_DELAY);
-                }
-                Some(Msg::Shutdown(reply)) => {
-                    let result = self.roll().await.map(|_| self.stats.clone());
-                    let _ = reply.send(result);
-                    return;
-                }
-                None => {
-                    if let Err(e) = self.roll().await {
-                        tracing::error!(error = %e, "final segment roll failed");
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Writes buffered events and the checkpoint seals of every touched session.
-    /// Seals are written only once all buffered events are stored.
-    async fn roll(&mut self) -> Result<(), StoreError> {
-        if !self.buffer.is_empty() {
-            let events = std::mem::take(&mut self.buffer);
-            self.buffered_bytes = 0;
-            let n = events.len() as u64;
-            if let Err((e, unwritten)) = self.write_events(events).await {
-                self.buffered_bytes = unwritten.iter().map(Event::approx_size).sum();
-                self.buffer = unwritten;
-                return Err(e);
-            }
-            self.stats.events_written += n;
-        }
-        self.write_seals().await
-    }
-
-    /// Writes one segment per UTC day the events fall on. On failure, returns the
-    /// events of the days that were not stored, so they can be retried.
-    async fn write_events(
-        &mut self,
-        mut events: Vec<Event>,
-    ) -> Result<(), (StoreError, Vec<Event>)> {
-        // Stable sort: each session's events already arrive in seq order.
-        events.sort_by(|a, b| a.session_id.cmp(&b.session_id).then(a.seq.cmp(&b.seq)));
-        let mut by_day: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-        for e in events {
-            by_day
-                .entry(crate::segment::date_partition(e.ts_ns))
-                .or_default()
-                .push(e);
-        }
-        let mut days = by_day.into_values();
-        while let Some(day) = days.next() {
-            let path = segment_path(
-                "events",
-                day[0].ts_ns,
-                &self.config.gateway_id,
-                ulid::Ulid::new(),
-            );
-            let (day, encoded) = tokio::task::spawn_blocking(move || {
-                let encoded = events_to_batch(&day).and_then(|batch| encode(&batch, &[0, 1]));
-                (day, encoded)
-            })
+        self.handle.sender.send(JournalMsg::Shutdown(tx))?;
+        let _ = rx.await;
+        let journal = self.journal;
+        let _ = tokio::task::spawn_blocking(move || journal.join()).await;
+        drop(self.handle.sender);
+        let mut uploader = self.uploader;
+        let drained = tokio::time::timeout(self.config.drain_timeout, &mut uploader)
             .await
-            .map_err(|e| (StoreError::segment("encode task", e), Vec::new()))?;
-            let stored = match encoded {
-                Ok(bytes) => self.archive.put(&path, bytes).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = stored {
-                let mut unwritten = day;
-                unwritten.extend(days.flatten());
-                return Err((e, unwritten));
-            }
-            self.stats.segments_written += 1;
-        }
-        Ok(())
-    }
-
-    async fn write_seals(&mut self) -> Result<(), StoreError> {
-        let now = now_ns();
-        let mut rows = Vec::new();
-        for s in self.sessions.values_mut().filter(|s| s.dirty) {
-            let Some((last_seq, head)) = s.last else {
-                continue;
-            };
-            let mut counts = s.counts.clone();
-            counts.bytes_from_client = s.traffic.from_client.load(Ordering::Relaxed);
-            counts.bytes_from_server = s.traffic.from_server.load(Ordering::Relaxed);
-            let ended = s.end.is_some();
-            rows.push(SessionSummary {
-                meta: s.meta.clone(),
-                end_ns: s.end.as_ref().map(|e| e.0),
-                counts,
-                end_reason: s.end.as_ref().map(|e| e.1.clone()),
-                seal: self.key.seal(&s.meta.session_id, last_seq, head),
-                sealed_at_ns: now,
-                seal_kind: if ended {
-                    SealKind::End
-                } else {
-                    SealKind::Checkpoint
-                },
-            });
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        rows.sort_by(|a, b| a.meta.session_id.cmp(&b.meta.session_id));
-        let mut by_day: BTreeMap<String, Vec<SessionSummary>> = BTreeMap::new();
-        for r in rows {
-            by_day
-                .entry(crate::segment::date_partition(r.meta.start_ns))
-                .or_default()
-                .push(r);
-        }
-        for day in by_day.into_values() {
-            let path = segment_path(
-                "sessions",
-                day[0].meta.start_ns,
-                &self.config.gateway_id,
-                ulid::Ulid::new(),
+            .is_ok();
+        let backlog = &self.handle.backlog;
+        if !drained {
+            uploader.abort();
+            tracing::warn!(
+                events_waiting = backlog.events(),
+                bytes_waiting = backlog.bytes(),
+                last_error = backlog.last_error().unwrap_or_default(),
+                spool = %self.config.spool_dir.display(),
+                "the archive did not confirm everything before the drain timeout; the rest stays in the spool and is uploaded when the gateway next starts"
             );
-            let bytes = sessions_to_batch(&day).and_then(|b| encode(&b, &[0, 12]))?;
-            self.archive.put(&path, bytes).await?;
-            self.stats.seals_written += day.len() as u64;
-            for r in &day {
-                if let Some(s) = self.sessions.get_mut(&r.meta.session_id) {
-                    s.dirty = false;
-                }
-            }
         }
-        self.sessions.retain(|_, s| s.end.is_none() || s.dirty);
-        Ok(())
+        self.status.abort();
+        let _ = write_status(
+            &self.config.spool_dir,
+            &backlog.status(
+                &self.config.gateway_id,
+                &self.archive_name,
+                &self.config.spool_dir,
+            ),
+        );
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(stats)
     }
 }
 
-/// Masked entries read `what=count` (e.g. `detector:email=3`); a bare name counts once.
-fn count(counts: &mut SessionCounts, e: &Event) {
-    counts.events += 1;
-    if e.kind == Kind::Query {
-        counts.commands += 1;
+/// Ends a session a crash interrupted: one `session_end` event chained onto the last
+/// event the spool holds, then the end, so the uploader seals it.
+fn end_interrupted(handle: &WriterHandle, state: SessionState) -> Result<(), StoreError> {
+    let SessionState { meta, last, .. } = state;
+    tracing::warn!(session = %meta.session_id, user = %meta.user, "ending a session the previous run left live as {CRASH_REASON}");
+    let mut recorder = SessionRecorder {
+        meta: Arc::new(meta),
+        chain: Chain::resume(last),
+        handle: handle.clone(),
+        counters: Arc::new(TrafficCounters::default()),
+        durability: Durability::Async,
+        last_lsn: 0,
+        ended: false,
+    };
+    recorder.finish(CRASH_REASON)
+}
+
+/// Rewrites `status.json` every second and logs the backlog every 30 s while anything
+/// is waiting.
+async fn report_backlog(
+    backlog: Arc<Backlog>,
+    gateway_id: String,
+    archive: String,
+    spool: PathBuf,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        let status = backlog.status(&gateway_id, &archive, &spool);
+        if let Err(e) = write_status(&spool, &status) {
+            tracing::debug!(error = %e, "cannot write status.json");
+        }
+        n += 1;
+        if n.is_multiple_of(30) && status.events_waiting > 0 {
+            let age = status
+                .oldest_waiting_ns
+                .map(|ts| Duration::from_nanos((now_ns() - ts).max(0) as u64).as_secs())
+                .unwrap_or(0);
+            match &status.last_upload_error {
+                Some(err) => tracing::warn!(
+                    events_waiting = status.events_waiting,
+                    bytes_waiting = status.bytes_waiting,
+                    oldest_age_s = age,
+                    last_error = %err,
+                    "archive backlog growing: uploads are failing"
+                ),
+                None => tracing::info!(
+                    events_waiting = status.events_waiting,
+                    bytes_waiting = status.bytes_waiting,
+                    oldest_age_s = age,
+                    "archive backlog"
+                ),
+            }
+        }
     }
-    if e.kind == Kind::Error && e.status == Status::Error {
-        counts.errors += 1;
-    }
-    if e.status == Status::Blocked {
-        counts.blocked += 1;
-    }
-    counts.masked_values += e
-        .masked
-        .iter()
-        .map(|m| {
-            m.rsplit_once('=')
-                .and_then(|(_, n)| n.parse::<u64>().ok())
-                .unwrap_or(1)
-        })
-        .sum::<u64>();
 }

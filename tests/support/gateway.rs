@@ -1,38 +1,51 @@
 //! The built `tapline gateway` as a child process on a free loopback port.
 
+use super::archive::ArchiveRef;
 use super::{free_port, tapline_bin, wait_for_port};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The environment variable the test gateways read the upstream password from.
 pub const PASSWORD_ENV: &str = "TAPLINE_TEST_UPSTREAM_PASSWORD";
 
-/// A running gateway and its archive.
+/// A running gateway, its archive and its spool.
 pub struct GatewayProc {
     pub port: u16,
     pub archive: PathBuf,
     pub key: PathBuf,
+    archive_ref: ArchiveRef,
     child: Option<Child>,
-    _dir: tempfile::TempDir,
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
     log: PathBuf,
+    runs: u32,
 }
 
 /// Options for starting a gateway.
+#[derive(Default)]
 pub struct GatewayOpts {
     pub upstream: String,
     pub flush_interval: &'static str,
     pub extra: Vec<String>,
+    /// Another archive than a fresh local folder (e.g. az:// on Azurite).
+    pub archive: Option<ArchiveRef>,
+    /// Extra environment for the gateway process.
+    pub env: Vec<(String, String)>,
+    /// The gateway id [default: gw-test].
+    pub gateway_id: Option<&'static str>,
 }
 
 impl GatewayProc {
-    /// Starts a gateway in front of `upstream` with a fresh key and archive.
+    /// Starts a gateway in front of `upstream` with a fresh key, archive and spool.
     pub fn start(opts: GatewayOpts) -> GatewayProc {
         Self::launch(opts, None)
     }
 
     /// Starts a gateway from a config file body; `{port}` and `{upstream}` in it are
-    /// filled in, and the archive and key are set by flags.
+    /// filled in, and the archive, key and spool are set by flags.
     pub fn start_with_config(opts: GatewayOpts, config: &str) -> GatewayProc {
         Self::launch(opts, Some(config.to_string()))
     }
@@ -56,8 +69,7 @@ impl GatewayProc {
         );
         let port = free_port();
         let log = dir.path().join("gateway.log");
-        let mut cmd = Command::new(tapline_bin());
-        cmd.arg("gateway");
+        let mut args: Vec<OsString> = vec!["gateway".into()];
         match config {
             Some(body) => {
                 let path = dir.path().join("tapline.toml");
@@ -65,46 +77,125 @@ impl GatewayProc {
                     .replace("{port}", &port.to_string())
                     .replace("{upstream}", &opts.upstream);
                 std::fs::write(&path, body).unwrap();
-                cmd.arg("--config").arg(path);
+                args.push("--config".into());
+                args.push(path.into());
             }
             None => {
-                cmd.args(["--listen", &format!("127.0.0.1:{port}")])
-                    .args(["--upstream", &opts.upstream])
-                    .args(["--upstream-password-env", PASSWORD_ENV, "--name", "pg-test"]);
+                for a in [
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--upstream",
+                    &opts.upstream,
+                    "--upstream-password-env",
+                    PASSWORD_ENV,
+                    "--name",
+                    "pg-test",
+                ] {
+                    args.push(a.into());
+                }
             }
         }
-        let child = cmd
-            .args(["--gateway-id", "gw-test"])
-            .arg("--archive")
-            .arg(&archive)
-            .arg("--key")
-            .arg(&key)
-            .args([
-                "--flush-interval",
-                opts.flush_interval,
-                "--shutdown-grace",
-                "3s",
-            ])
-            .args(&opts.extra)
-            .env(PASSWORD_ENV, super::postgres::UPSTREAM_PASSWORD)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start tapline gateway");
+        let archive_ref = opts.archive.unwrap_or_else(|| ArchiveRef::local(&archive));
+        args.extend([
+            "--gateway-id".into(),
+            opts.gateway_id.unwrap_or("gw-test").into(),
+        ]);
+        args.extend(["--archive".into(), archive_ref.location.clone().into()]);
+        args.extend(["--key".into(), key.clone().into_os_string()]);
+        args.extend(["--spool".into(), dir.path().join("spool").into_os_string()]);
+        args.extend([
+            "--flush-interval".into(),
+            opts.flush_interval.into(),
+            "--shutdown-grace".into(),
+            "3s".into(),
+        ]);
+        args.extend(opts.extra.iter().map(OsString::from));
+        let mut env = archive_ref.env.clone();
+        env.extend(opts.env);
         let mut g = GatewayProc {
             port,
             archive,
             key,
-            child: Some(child),
-            _dir: dir,
+            archive_ref,
+            child: None,
+            args,
+            env,
+            dir,
             log,
+            runs: 0,
         };
-        if !wait_for_port(port, Duration::from_secs(20)) {
-            panic!("gateway did not start listening:\n{}", g.log());
-        }
-        g.child.as_mut().map(|c| c.try_wait());
+        g.spawn(&[]);
         g
+    }
+
+    fn spawn(&mut self, extra_env: &[(&str, &str)]) {
+        self.runs += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(tapline_bin());
+        cmd.args(&self.args)
+            .env(PASSWORD_ENV, super::postgres::UPSTREAM_PASSWORD)
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("start tapline gateway"));
+        if !wait_for_port(self.port, Duration::from_secs(20)) {
+            panic!("gateway did not start listening:\n{}", self.log());
+        }
+    }
+
+    /// Starts the gateway again (same port, key, archive and spool) after a stop or a
+    /// kill, with extra environment for this run only.
+    pub fn restart(&mut self, extra_env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "stop or kill the gateway first");
+        self.spawn(extra_env);
+    }
+
+    /// Drops a variable from the environment of later runs.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
+    /// The gateway's status as `tapline gateway status --json` reports it.
+    pub fn status(&self) -> serde_json::Value {
+        let out = Command::new(tapline_bin())
+            .args(["gateway", "status", "--json", "--spool"])
+            .arg(self.spool())
+            .output()
+            .expect("run tapline gateway status");
+        assert!(
+            out.status.success(),
+            "gateway status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status is JSON")
+    }
+
+    /// `kill -9`: no cleanup of any kind.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until the log holds `needle` `times` times in all.
+    pub fn wait_log(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().matches(needle).count() >= times {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// The public key file for `tapline verify --pubkey`.
@@ -114,7 +205,7 @@ impl GatewayProc {
         PathBuf::from(p)
     }
 
-    /// The gateway's log so far.
+    /// The gateway's log so far (all runs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -135,7 +226,7 @@ impl GatewayProc {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        for _ in 0..300 {
+        for _ in 0..600 {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.success();
             }
@@ -151,9 +242,19 @@ impl GatewayProc {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// The archive folder.
+    /// The local archive folder (when the gateway writes a local archive).
     pub fn archive(&self) -> &Path {
         &self.archive
+    }
+
+    /// The archive, local or remote, with the environment that reaches it.
+    pub fn archive_ref(&self) -> &ArchiveRef {
+        &self.archive_ref
+    }
+
+    /// The gateway's spool folder.
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("spool")
     }
 }
 

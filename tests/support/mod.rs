@@ -2,12 +2,14 @@
 //! installed binaries, the built `tapline` binary as a gateway, and CLI runs.
 #![allow(dead_code)]
 
+pub mod archive;
+pub mod azurite;
 pub mod gateway;
 pub mod postgres;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound and released; good enough for tests).
@@ -37,31 +39,12 @@ pub fn tapline_bin() -> &'static str {
 
 /// Runs `tapline ARGS` against an archive and returns its output.
 pub fn tapline(archive: &Path, args: &[&str]) -> Output {
-    Command::new(tapline_bin())
-        .args(args)
-        .arg("--archive")
-        .arg(archive)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run tapline")
+    archive::ArchiveRef::local(archive).tapline(args)
 }
 
 /// Runs `tapline query SQL --format json` and parses the rows.
 pub fn query_json(archive: &Path, sql: &str) -> Vec<serde_json::Value> {
-    let out = tapline(archive, &["query", sql, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "tapline query failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        sql
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "query output is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    v.as_array().cloned().unwrap_or_default()
+    archive::ArchiveRef::local(archive).query_json(sql)
 }
 
 /// Polls `f` until it returns Some or the timeout passes.

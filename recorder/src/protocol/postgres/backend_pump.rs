@@ -163,6 +163,7 @@ pub async fn run(
             pos += len;
         }
         if pos > 0 {
+            state.wait_durable().await?;
             state
                 .client_writer
                 .lock()

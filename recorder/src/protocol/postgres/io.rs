@@ -25,9 +25,16 @@ pub enum TapError {
 impl TapError {
     /// The FATAL 08P01 the client is sent when this error ends its session.
     pub fn to_fatal(&self) -> bytes::Bytes {
+        use tapline_store::StoreError;
+        let code = match self {
+            // disk_full: the spool cannot take more until the archive catches up.
+            TapError::Store(StoreError::SpoolFull { .. } | StoreError::SpoolFailed) => "53100",
+            TapError::Store(_) => "58000",
+            _ => "08P01",
+        };
         super::error_response::gateway_error(
             "FATAL",
-            "08P01",
+            code,
             format!("tapline closed the session: {self}"),
             None,
         )

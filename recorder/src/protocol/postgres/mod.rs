@@ -107,16 +107,19 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         upstream: conn.upstream.to_string(),
         start_ns: tapline_store::event::now_ns(),
     };
-    let mut recorder = match ctx.writer.open_session(meta.clone()) {
+    let mut recorder = match ctx.writer.open_session(meta.clone(), conn.durability) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "cannot record; refusing the session");
+            tracing::error!(connection = %conn.name, %user, %peer, error = %e, "cannot record; refusing the session");
             let _ = client
                 .write_all(&gateway_error(
                     "FATAL",
-                    "53000",
+                    "53100",
                     format!("tapline cannot record this session: {e}"),
-                    None,
+                    Some(
+                        "nothing is forwarded unrecorded; try again once the archive has caught up"
+                            .into(),
+                    ),
                 ))
                 .await;
             return;

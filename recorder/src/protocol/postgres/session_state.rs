@@ -18,12 +18,14 @@ pub struct SessionState {
     /// Parameter types the server reported for prepared statements (ParameterDescription),
     /// so binary parameters bound later can be shown as values rather than hex.
     pub described_params: Mutex<std::collections::HashMap<String, Vec<u32>>>,
+    sync: bool,
 }
 
 impl SessionState {
     /// Wraps a session's recorder and the client's write half.
     pub fn new(recorder: SessionRecorder, client_writer: OwnedWriteHalf, limits: Limits) -> Self {
         SessionState {
+            sync: recorder.durability() == tapline_store::Durability::Sync,
             recorder: Mutex::new(Some(recorder)),
             pipeline: Pipeline::default(),
             client_writer: tokio::sync::Mutex::new(client_writer),
@@ -35,6 +37,19 @@ impl SessionState {
     fn with<T>(&self, f: impl FnOnce(&mut SessionRecorder) -> T) -> Option<T> {
         let mut guard = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
         guard.as_mut().map(f)
+    }
+
+    /// In sync durability, resolves once every event recorded so far is fsync'd in the
+    /// spool; what the backend pump forwards next may then reach the client. In async
+    /// durability, resolves at once.
+    pub async fn wait_durable(&self) -> Result<(), TapError> {
+        if !self.sync {
+            return Ok(());
+        }
+        match self.with(|r| r.durable_point()).flatten() {
+            Some(point) => point.wait().await.map_err(TapError::from),
+            None => Ok(()),
+        }
     }
 
     /// Appends an event to the session chain.
