@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Gateway(cli::gateway::GatewayArgs),
+    Gateway(Box<cli::gateway::GatewayArgs>),
     Archive(cli::archive::ArchiveArgs),
     Sessions(cli::sessions::SessionsArgs),
     Query(cli::query::QueryArgs),
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Gateway(a) => cli::gateway::run(a).await,
+            Command::Gateway(a) => cli::gateway::run(*a).await,
             Command::Archive(a) => cli::archive::run(a).await,
             Command::Sessions(a) => cli::sessions::run(a).await,
             Command::Query(a) => cli::query::run(a).await,

@@ -405,9 +405,18 @@ fn a_30s_outage_grows_the_backlog_which_drains_when_the_store_returns() {
     );
 
     az.resume();
+    // Traffic goes on, so "drained" means caught up: no error, and nothing waiting
+    // for longer than a few flush intervals.
+    let peak = *waiting.iter().max().unwrap();
     let drained = eventually(Duration::from_secs(90), || {
         let s = gw.status();
-        (s["events_waiting"].as_u64() == Some(0) && s["last_upload_error"].is_null()).then_some(())
+        let oldest_age_ns = s["oldest_waiting_ns"]
+            .as_i64()
+            .map_or(0, |ts| s["updated_ns"].as_i64().unwrap() - ts);
+        (s["last_upload_error"].is_null()
+            && oldest_age_ns < 4_000_000_000
+            && s["events_waiting"].as_u64().unwrap() < peak / 2)
+            .then_some(())
     });
     assert!(
         drained.is_some(),
@@ -460,13 +469,19 @@ fn a_full_spool_refuses_new_sessions_and_keeps_what_it_holds() {
                 let sql = format!("SELECT repeat('x', 20000) AS big_{i}");
                 match client.simple_query(&sql).await {
                     Ok(_) => acked.lock().unwrap().push(sql),
-                    Err(e) => return Some(e.to_string()),
+                    Err(e) => {
+                        return Some(match e.as_db_error() {
+                            Some(db) => format!("{} {}", db.code().code(), db.message()),
+                            None => e.to_string(),
+                        });
+                    }
                 }
             }
             None
         }
     });
     let ended_with = ended_with.expect("the spool never filled");
+    assert!(ended_with.starts_with("53100 "), "{ended_with}");
     assert!(ended_with.contains("spool is full"), "{ended_with}");
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 10, "{}", acked.len());
@@ -484,7 +499,11 @@ fn a_full_spool_refuses_new_sessions_and_keeps_what_it_holds() {
     assert_eq!(db.code().code(), "53100");
     assert!(db.message().contains("spool is full"), "{}", db.message());
     assert!(db.message().contains("archive"), "{}", db.message());
-    assert_eq!(gw.status()["accepting_sessions"], false);
+    // status.json is rewritten every second.
+    let refusing = eventually(Duration::from_secs(5), || {
+        (gw.status()["accepting_sessions"] == false).then_some(())
+    });
+    assert!(refusing.is_some(), "{}", gw.status());
 
     az.resume();
     let drained = eventually(Duration::from_secs(90), || {
