@@ -538,7 +538,7 @@ fn a_full_spool_refuses_new_sessions_and_keeps_what_it_holds() {
 }
 
 #[test]
-fn archive_init_explains_bad_credentials_and_unreachable_accounts() {
+fn archive_init_and_reads_explain_credentials_accounts_and_missing_containers() {
     let az = Azurite::start();
     let base = ArchiveRef {
         location: "az://needs-auth/x".into(),
@@ -566,6 +566,29 @@ fn archive_init_explains_bad_credentials_and_unreachable_accounts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("cannot reach"), "{err}");
+
+    let mut no_account = base.clone();
+    no_account
+        .env
+        .push(("AZURE_STORAGE_ACCOUNT_NAME".into(), "nosuchaccount".into()));
+    let out = no_account.tapline(&["archive", "init"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no such storage account `nosuchaccount`"),
+        "{err}"
+    );
+
+    // Reading an archive whose container was never created says so, plainly.
+    let out = base.tapline(&["sessions"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("the container does not exist"), "{err}");
+    assert!(err.contains("tapline archive init"), "{err}");
+    assert!(
+        err.lines().count() <= 2,
+        "a plain message, not a request dump: {err}"
+    );
 
     let bad_name = base.clone();
     let out = ArchiveRef {

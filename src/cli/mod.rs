@@ -23,7 +23,11 @@ pub fn init_logging() {
 }
 
 /// Opens an existing archive named by `--archive`, `$TAPLINE_ARCHIVE` or the default.
-pub fn open_archive(flag: Option<&str>) -> anyhow::Result<Archive> {
+/// A remote archive is probed once, so a missing container or a bad credential is
+/// reported plainly before any query runs.
+pub async fn open_archive(flag: Option<&str>) -> anyhow::Result<Archive> {
     let location = ArchiveLocation::from_flag_or_env(flag).context("--archive")?;
-    Ok(Archive::open(&location)?)
+    let archive = Archive::open(&location)?;
+    archive.probe().await?;
+    Ok(archive)
 }

@@ -28,7 +28,7 @@ pub struct QueryArgs {
 }
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let archive = super::open_archive(args.archive.as_deref())?;
+    let archive = super::open_archive(args.archive.as_deref()).await?;
     let ctx = open_context(&archive).await?;
     match args.sql {
         Some(sql) => {

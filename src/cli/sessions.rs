@@ -38,7 +38,7 @@ pub struct SessionsArgs {
 }
 
 pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
-    let archive = super::open_archive(args.archive.as_deref())?;
+    let archive = super::open_archive(args.archive.as_deref()).await?;
     let filter = SessionFilter {
         user: args.user,
         connection: args.connection,

@@ -34,7 +34,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let archive = super::open_archive(args.archive.as_deref())?;
+    let archive = super::open_archive(args.archive.as_deref()).await?;
     let mut keys = TrustedKeys::default();
     for p in &args.pubkey {
         keys.add_file(p)?;

@@ -254,6 +254,21 @@ impl Archive {
         Ok(())
     }
 
+    /// Checks that the archive can be read: for a remote archive, one list call that
+    /// turns a missing container or refused credentials into a plain explanation.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        if let ArchiveLocation::Azure { .. } = &self.location {
+            self.store
+                .list_with_delimiter(None)
+                .await
+                .map_err(|e| StoreError::BadLocation {
+                    location: self.location.to_string(),
+                    reason: crate::azure::describe_error(&e.to_string()),
+                })?;
+        }
+        Ok(())
+    }
+
     /// Lists the object paths under a folder of the archive (recursively).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let p = ObjectPath::from(prefix);
@@ -312,6 +327,28 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn large_segments_go_up_in_parts_and_read_back_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let archive = Archive::create(&ArchiveLocation::Local(tmp.path().into())).unwrap();
+        let big: Vec<u8> = (0..MULTIPART_THRESHOLD + 3 * MULTIPART_PART_BYTES / 2)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        archive
+            .put_segment(
+                "events/date=2026-01-01/big.parquet",
+                bytes::Bytes::from(big.clone()),
+            )
+            .await
+            .unwrap();
+        let back = archive
+            .get("events/date=2026-01-01/big.parquet")
+            .await
+            .unwrap();
+        assert_eq!(back.len(), big.len());
+        assert!(back == big);
+    }
 
     #[test]
     fn locations_parse_paths_and_file_urls() {

@@ -156,6 +156,38 @@ pub async fn create_container(container: &str) -> Result<ContainerInit, StoreErr
     }
 }
 
+/// An object_store error from Azure, said the way an operator can act on: the
+/// service's error code and message, and what to do for the usual causes, instead of
+/// the nested request dump.
+pub fn describe_error(text: &str) -> String {
+    let code = xml_field(text, "Code").unwrap_or_default();
+    let message = xml_field(text, "Message")
+        .map(|m| m.lines().next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let hint = match code.as_str() {
+        "ContainerNotFound" => Some(
+            "the container does not exist: create it with `tapline archive init --archive az://CONTAINER/PREFIX`, or check the container name",
+        ),
+        "AuthenticationFailed" => Some(
+            "bad credentials: check AZURE_STORAGE_ACCOUNT_KEY, the SAS token or the service principal",
+        ),
+        "AuthorizationFailure" if message.contains("failed to authenticate") => Some(
+            "bad credentials: check AZURE_STORAGE_ACCOUNT_KEY, the SAS token or the service principal",
+        ),
+        "AuthorizationFailure" | "AuthorizationPermissionMismatch" => Some(
+            "no permission: grant the identity `Storage Blob Data Contributor` (gateways) or `Storage Blob Data Reader` (query, sessions, verify) on the container",
+        ),
+        "ResourceNotFound" => Some("no such storage account: check AZURE_STORAGE_ACCOUNT_NAME"),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{h} ({code}: {message})"),
+        None if !code.is_empty() => format!("{code}: {message}"),
+        // Not an answer from the service (unreachable, DNS, TLS): its first line says it.
+        None => text.lines().next().unwrap_or(text).to_string(),
+    }
+}
+
 /// One `<Field>` of an Azure error body.
 fn xml_field(body: &str, field: &str) -> Option<String> {
     let open = format!("<{field}>");

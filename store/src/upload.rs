@@ -224,20 +224,8 @@ fn jitter(backoff: Duration) -> Duration {
 
 /// An upload error with a hint where the cause is one an operator can fix.
 fn explain(e: &StoreError) -> String {
-    let text = e.to_string();
-    let hint = if text.contains("ContainerNotFound") || text.contains("container does not exist") {
-        Some(
-            "the container does not exist; create it with `tapline archive init --archive az://CONTAINER/PREFIX`",
-        )
-    } else if text.contains("AuthenticationFailed") || text.contains("AuthorizationFailure") {
-        Some(
-            "the archive refused the credentials; check AZURE_STORAGE_ACCOUNT_KEY, the SAS token or the identity's role assignment",
-        )
-    } else {
-        None
-    };
-    match hint {
-        Some(h) => format!("{text} ({h})"),
-        None => text,
+    match e {
+        StoreError::ObjectStore { source, .. } => crate::azure::describe_error(&source.to_string()),
+        other => other.to_string(),
     }
 }

@@ -303,6 +303,7 @@ impl SessionRecorder {
             event: Box::new(event),
             body,
             sync,
+            prompt: self.durability == Durability::Sync,
         })?;
         self.chain = trial;
         Ok(seq)

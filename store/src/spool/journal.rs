@@ -36,6 +36,9 @@ pub const END_ROLL_DELAY: Duration = Duration::from_millis(200);
 /// Unsynced records are made durable at least this often, whatever the durability.
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(5);
 
+/// How long the journal lets async-only records gather between batches.
+const ASYNC_GATHER: Duration = Duration::from_millis(1);
+
 /// One batch write holds at most this many bytes before it is committed.
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
@@ -60,7 +63,10 @@ pub(crate) enum JournalMsg {
     Event {
         event: Box<Event>,
         body: Vec<u8>,
+        /// Make this durable now (a sync session is about to wait for it).
         sync: bool,
+        /// From a sync session: never delay the batch it is in.
+        prompt: bool,
     },
     Ended {
         session_id: Arc<str>,
@@ -141,6 +147,10 @@ struct Journal {
     written_lsn: u64,
     durable: watch::Sender<Durable>,
     sync_requested: bool,
+    /// The last batch held records and none of them asked for an fsync.
+    pending_async_burst: bool,
+    /// The current batch holds a record of a sync session.
+    batch_prompt: bool,
     unsynced: bool,
     last_sync: Instant,
     roll_at: Instant,
@@ -176,6 +186,8 @@ pub(crate) fn start(
         written_lsn: 0,
         durable: durable_tx,
         sync_requested: false,
+        pending_async_burst: false,
+        batch_prompt: false,
         unsynced: false,
         last_sync: now,
         chunks,
@@ -210,6 +222,7 @@ impl Journal {
             let mut shutdown = None;
             match rx.recv_timeout(deadline.saturating_duration_since(now)) {
                 Ok((lsn, msg)) => {
+                    self.pending_async_burst = true;
                     let mut next = Some((lsn, msg));
                     while let Some((lsn, msg)) = next.take() {
                         if let JournalMsg::Shutdown(reply) = msg {
@@ -227,6 +240,8 @@ impl Journal {
                 Err(mpsc::RecvTimeoutError::Disconnected) => shutdown = Some(None),
             }
             self.write_pending();
+            let batch_had_sync = self.sync_requested || self.batch_prompt;
+            self.batch_prompt = false;
             if self.unsynced && (self.sync_requested || self.last_sync.elapsed() >= COMMIT_WINDOW) {
                 self.commit();
             }
@@ -234,6 +249,13 @@ impl Journal {
                 .file
                 .as_ref()
                 .is_some_and(|f| f.bytes >= self.config.segment_max_bytes);
+            if shutdown.is_none() && !batch_had_sync && self.pending_async_burst {
+                // Only async records in this batch: let more gather before the next
+                // one, so a busy gateway costs one wake-up per millisecond instead of
+                // one per event. Nobody waits on these records.
+                std::thread::sleep(ASYNC_GATHER);
+            }
+            self.pending_async_burst = false;
             if let Some(reply) = shutdown {
                 self.cut(None);
                 if let Some(reply) = reply {
@@ -259,8 +281,14 @@ impl Journal {
                 self.book.opened(*meta, Some(traffic));
                 body
             }
-            JournalMsg::Event { event, body, sync } => {
+            JournalMsg::Event {
+                event,
+                body,
+                sync,
+                prompt,
+            } => {
                 self.sync_requested |= sync;
+                self.batch_prompt |= prompt;
                 self.book.event(&event);
                 if let Some(f) = &mut self.file {
                     if f.events == 0 {
