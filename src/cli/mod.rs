@@ -5,6 +5,7 @@ pub mod gateway;
 pub mod hash_secret;
 pub mod keygen;
 pub mod query;
+pub mod replay;
 pub mod sessions;
 pub mod verify;
 

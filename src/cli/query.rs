@@ -19,7 +19,7 @@ use tapline_query::{OutputFormat, open_context, shell};
 pub struct QueryArgs {
     /// The SQL to run; omit it for the interactive shell.
     sql: Option<String>,
-    /// Archive folder or file:// URL [default: $TAPLINE_ARCHIVE or ./tapline-archive].
+    /// Archive folder, file:// URL or az://CONTAINER/PREFIX [default: $TAPLINE_ARCHIVE or ./tapline-archive].
     #[arg(long, value_name = "PATH_OR_URL")]
     archive: Option<String>,
     /// Output format: table, csv or json.

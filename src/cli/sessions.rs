@@ -14,7 +14,7 @@ use tapline_query::{OutputFormat, open_context};
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct SessionsArgs {
-    /// Archive folder or file:// URL [default: $TAPLINE_ARCHIVE or ./tapline-archive].
+    /// Archive folder, file:// URL or az://CONTAINER/PREFIX [default: $TAPLINE_ARCHIVE or ./tapline-archive].
     #[arg(long, value_name = "PATH_OR_URL")]
     archive: Option<String>,
     /// Only sessions of this user.

@@ -22,7 +22,7 @@ use tapline_store::TrustedKeys;
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct VerifyArgs {
-    /// Archive folder or file:// URL [default: $TAPLINE_ARCHIVE or ./tapline-archive].
+    /// Archive folder, file:// URL or az://CONTAINER/PREFIX [default: $TAPLINE_ARCHIVE or ./tapline-archive].
     #[arg(long, value_name = "PATH_OR_URL")]
     archive: Option<String>,
     /// Verify only this session.

@@ -1,0 +1,137 @@
+//! What the viewer shows, independent of where it was read from: rows of the session
+//! browser, steps of a session's timeline, and one event in full.
+
+/// One row of the session browser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub start_ns: i64,
+    pub end_ns: Option<i64>,
+    pub user: String,
+    pub connection: String,
+    pub protocol: String,
+    pub commands: u64,
+    pub errors: u64,
+    pub blocked: u64,
+    pub masked_values: u64,
+    pub live: bool,
+}
+
+impl SessionRow {
+    /// How long the session ran (so far, if live), in ns.
+    pub fn duration_ns(&self, now_ns: i64) -> i64 {
+        self.end_ns.unwrap_or(now_ns) - self.start_ns
+    }
+}
+
+/// What the player header shows about a session.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionHeader {
+    pub session_id: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub client_addr: String,
+    pub connection: String,
+    pub upstream: String,
+    pub database: Option<String>,
+    pub start_ns: i64,
+    pub end_ns: Option<i64>,
+    pub end_reason: Option<String>,
+    pub last_seq: u64,
+    pub events: u64,
+    pub commands: u64,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Ok,
+    Error,
+    Blocked,
+    Held,
+    Approved,
+    Denied,
+    /// A command whose completion is not recorded (yet).
+    Pending,
+}
+
+impl StepStatus {
+    /// Parses the `status` column.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "error" => StepStatus::Error,
+            "blocked" => StepStatus::Blocked,
+            "held" => StepStatus::Held,
+            "approved" => StepStatus::Approved,
+            "denied" => StepStatus::Denied,
+            _ => StepStatus::Ok,
+        }
+    }
+
+    /// The word shown in the timeline.
+    pub fn label(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Error => "error",
+            StepStatus::Blocked => "blocked",
+            StepStatus::Held => "held",
+            StepStatus::Approved => "approved",
+            StepStatus::Denied => "denied",
+            StepStatus::Pending => "…",
+        }
+    }
+}
+
+/// One line of the timeline: a command with its completion, or a session boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The seq of the command (or boundary) event.
+    pub seq: u64,
+    pub ts_ns: i64,
+    pub kind: String,
+    /// The command, or a description of the boundary.
+    pub label: String,
+    pub status: StepStatus,
+    pub duration_us: Option<u64>,
+    /// The seq of the event that completed the command (its result or error).
+    pub result_seq: Option<u64>,
+    pub masked: bool,
+}
+
+/// One event in full, as the result pane and footer show it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventDetail {
+    pub seq: u64,
+    pub ts_ns: i64,
+    pub kind: String,
+    pub direction: String,
+    pub status: String,
+    pub command: Option<String>,
+    pub row_count: Option<u64>,
+    pub duration_us: Option<u64>,
+    pub masked: Vec<String>,
+    pub payload: Vec<u8>,
+    pub text: Option<String>,
+    pub hash: [u8; 32],
+}
+
+/// The integrity of a session as the badge shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    NotChecked,
+    Checking,
+    Verified,
+    Broken { seq: u64, reason: String },
+}
+
+impl Integrity {
+    /// The badge text.
+    pub fn badge(&self) -> String {
+        match self {
+            Integrity::NotChecked => "not yet checked".into(),
+            Integrity::Checking => "checking…".into(),
+            Integrity::Verified => "✔ verified".into(),
+            Integrity::Broken { seq, reason } => format!("✘ broken at seq {seq} ({reason})"),
+        }
+    }
+}
