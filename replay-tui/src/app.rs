@@ -65,8 +65,14 @@ pub async fn run(source: ArchiveSource, options: ReplayOptions) -> Result<(), Re
     }
     .run(&mut terminal, browser, first)
     .await;
-    ratatui::restore();
+    restore();
     result
+}
+
+/// Leaves the alternate screen and raw mode, and shows the cursor again.
+fn restore() {
+    ratatui::restore();
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), ratatui::crossterm::cursor::Show);
 }
 
 async fn open_player(source: &ArchiveSource, id: &str) -> Result<Player, ReplayError> {
@@ -83,9 +89,11 @@ async fn open_player(source: &ArchiveSource, id: &str) -> Result<Player, ReplayE
     Ok(p)
 }
 
+/// Registers SIGTERM and SIGHUP before the first frame, so a signal at any moment
+/// ends the loop (and the terminal is restored) instead of killing the process.
 fn watch_signals(stop: Arc<AtomicBool>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
@@ -93,12 +101,14 @@ fn watch_signals(stop: Arc<AtomicBool>) {
         ) else {
             return;
         };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = hup.recv() => {},
-        }
-        stop.store(true, Ordering::Relaxed);
-    });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = hup.recv() => {},
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
 }
 
 /// Why browsing stopped short.
