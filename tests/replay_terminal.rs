@@ -16,9 +16,10 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new() -> Tmux {
+    /// A server per test: tests run in parallel in one process.
+    fn new(test: &str) -> Tmux {
         Tmux {
-            socket: format!("tapline-test-{}", std::process::id()),
+            socket: format!("tapline-{test}-{}", std::process::id()),
         }
     }
 
@@ -97,7 +98,7 @@ fn replay_opens_steps_searches_and_restores_the_terminal() {
         "no screen was drawn"
     );
 
-    let tmux = Tmux::new();
+    let tmux = Tmux::new("replay");
     let exit_file = gw.archive().with_file_name("replay.exit");
     let cmd = format!(
         "{} replay {id} --archive {}; echo $? > {}",
@@ -209,4 +210,68 @@ fn replay_opens_steps_searches_and_restores_the_terminal() {
     // signal, the shell would record 143).
     let code = std::fs::read_to_string(&exit_file).unwrap_or_default();
     assert_eq!(code.trim(), "0", "replay handles SIGTERM and exits 0");
+}
+
+#[test]
+fn follow_appends_a_live_sessions_new_commands() {
+    let pg = PgServer::start();
+    let mut gw = GatewayProc::start(GatewayOpts {
+        upstream: pg.upstream_url("postgres"),
+        flush_interval: "1s",
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client, conn) = rt
+        .block_on(tokio_postgres::connect(
+            &gw.conninfo("watched"),
+            tokio_postgres::NoTls,
+        ))
+        .unwrap();
+    rt.spawn(conn);
+    rt.block_on(client.simple_query("SELECT 'first_marker'"))
+        .unwrap();
+    let id = support::eventually(Duration::from_secs(30), || {
+        let rows = query_json(
+            gw.archive(),
+            "SELECT session_id FROM events WHERE strpos(command, 'first_marker') > 0",
+        );
+        rows.first()
+            .and_then(|r| r["session_id"].as_str().map(str::to_string))
+    })
+    .expect("the live session reaches the archive within a flush interval");
+
+    let tmux = Tmux::new("follow");
+    let cmd = format!(
+        "{} replay {id} --follow --archive {}",
+        tapline_bin(),
+        gw.archive().display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "replay",
+        "-x",
+        "150",
+        "-y",
+        "32",
+        &cmd,
+    ]);
+    let s = tmux.wait_for("first_marker");
+    assert!(s.contains("following") && s.contains("live"), "{s}");
+
+    rt.block_on(client.simple_query("SELECT 'second_marker'"))
+        .unwrap();
+    let s = tmux.wait_for("second_marker");
+    assert!(
+        s.contains("second_marker"),
+        "the new command was not appended:\n{s}"
+    );
+    tmux.keys(&["q"]);
+    drop(client);
+    assert!(gw.stop());
 }

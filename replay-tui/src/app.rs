@@ -347,11 +347,15 @@ impl App {
     /// `--follow`: pick up a live session's new events, like `tail -f`.
     async fn follow_tick(&mut self, p: &mut Player) -> Result<(), ReplayError> {
         let id = p.header.session_id.clone();
+        // A fresh context lists the archive again, so segments that landed since the
+        // last tick are seen (DataFusion caches file listings per context).
+        self.source = Arc::new(ArchiveSource::open(self.source.archive().clone()).await?);
         let Some(header) = self.source.header(&id).await? else {
             return Ok(());
         };
         let last = self.source.last_seq(&id).await?.unwrap_or(header.last_seq);
-        let grew = last > p.header.last_seq;
+        let old_last = p.header.last_seq;
+        let grew = last > old_last;
         let at_end = p.cursor + 1 >= p.steps.len();
         p.header = crate::model::SessionHeader {
             last_seq: last,
@@ -359,6 +363,14 @@ impl App {
         };
         if grew && at_end {
             self.fulfil(p, vec![Request::Window { seq: None }]).await?;
+        } else if grew && old_last <= p.window.1 {
+            // New events inside the loaded window: redraw it, the cursor staying put.
+            let at = p.current().map(|s| s.seq);
+            let steps = self.source.steps(&id, p.window.0, p.window.1).await?;
+            let window = p.window;
+            p.set_window(steps, window, at);
+            let reqs = p.detail_request();
+            self.fulfil(p, reqs).await?;
         }
         Ok(())
     }
