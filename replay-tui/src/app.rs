@@ -224,6 +224,8 @@ impl App {
         match req {
             BrowserRequest::Quit => return Err(Stop::Quit),
             BrowserRequest::Reload => {
+                // A fresh listing, so sessions recorded since the last load appear.
+                self.source = Arc::new(ArchiveSource::open(self.source.archive().clone()).await?);
                 let rows = self
                     .source
                     .sessions(&self.filter, &b.typed, b.sort, b.descending, 0, PAGE)
