@@ -12,6 +12,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 use std::sync::Arc;
 use tapline_store::Archive;
@@ -93,7 +95,14 @@ pub async fn open_context(archive: &Archive) -> Result<SessionContext, QueryErro
     opts.execution.parquet.reorder_filters = true;
     opts.execution.parquet.bloom_filter_on_read = true;
     opts.execution.parquet.enable_page_index = true;
-    let ctx = SessionContext::new_with_config(config);
+    // The archive only grows, and a gateway adds segments every flush interval: every
+    // query lists the table folders afresh (DataFusion would otherwise cache the file
+    // list for the life of the context, hiding new segments from a shell, a follower or
+    // a browser reload).
+    let runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_object_store(archive.root_url(), archive.store_for_datafusion());
     register_table(
         &ctx,

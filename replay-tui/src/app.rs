@@ -224,8 +224,6 @@ impl App {
         match req {
             BrowserRequest::Quit => return Err(Stop::Quit),
             BrowserRequest::Reload => {
-                // A fresh listing, so sessions recorded since the last load appear.
-                self.source = Arc::new(ArchiveSource::open(self.source.archive().clone()).await?);
                 let rows = self
                     .source
                     .sessions(&self.filter, &b.typed, b.sort, b.descending, 0, PAGE)
@@ -349,9 +347,6 @@ impl App {
     /// `--follow`: pick up a live session's new events, like `tail -f`.
     async fn follow_tick(&mut self, p: &mut Player) -> Result<(), ReplayError> {
         let id = p.header.session_id.clone();
-        // A fresh context lists the archive again, so segments that landed since the
-        // last tick are seen (DataFusion caches file listings per context).
-        self.source = Arc::new(ArchiveSource::open(self.source.archive().clone()).await?);
         let Some(header) = self.source.header(&id).await? else {
             return Ok(());
         };

@@ -32,3 +32,21 @@ pub async fn open_archive(flag: Option<&str>) -> anyhow::Result<Archive> {
     archive.probe().await?;
     Ok(archive)
 }
+
+/// The session filter `tapline sessions` and `tapline replay` build from the same flags.
+pub fn session_filter(
+    user: Option<String>,
+    connection: Option<String>,
+    since: Option<&str>,
+    until: Option<&str>,
+    contains: Option<String>,
+) -> anyhow::Result<tapline_query::sessions::SessionFilter> {
+    use tapline_query::sessions::parse_time;
+    Ok(tapline_query::sessions::SessionFilter {
+        user,
+        connection,
+        since: since.map(|t| parse_time("--since", t)).transpose()?,
+        until: until.map(|t| parse_time("--until", t)).transpose()?,
+        contains,
+    })
+}

@@ -2,7 +2,6 @@
 
 use clap::Args;
 use std::process::ExitCode;
-use tapline_query::sessions::{SessionFilter, parse_time};
 use tapline_replay_tui::{ArchiveSource, ReplayOptions};
 
 /// Step through recorded sessions in the terminal, command by command.
@@ -41,21 +40,13 @@ pub struct ReplayArgs {
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let archive = super::open_archive(args.archive.as_deref()).await?;
-    let filter = SessionFilter {
-        user: args.user,
-        connection: args.connection,
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time("--since", t))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time("--until", t))
-            .transpose()?,
-        contains: None,
-    };
+    let filter = super::session_filter(
+        args.user,
+        args.connection,
+        args.since.as_deref(),
+        args.until.as_deref(),
+        None,
+    )?;
     let source = ArchiveSource::open(archive).await?;
     tapline_replay_tui::run(
         source,

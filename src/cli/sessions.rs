@@ -3,7 +3,6 @@
 use clap::Args;
 use std::process::ExitCode;
 use tapline_query::format::write_stream;
-use tapline_query::sessions::{SessionFilter, parse_time};
 use tapline_query::{OutputFormat, open_context};
 
 /// List recorded sessions, oldest first.
@@ -39,21 +38,13 @@ pub struct SessionsArgs {
 
 pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
     let archive = super::open_archive(args.archive.as_deref()).await?;
-    let filter = SessionFilter {
-        user: args.user,
-        connection: args.connection,
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time("--since", t))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time("--until", t))
-            .transpose()?,
-        contains: args.contains,
-    };
+    let filter = super::session_filter(
+        args.user,
+        args.connection,
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.contains,
+    )?;
     let ctx = open_context(&archive).await?;
     let stream = ctx
         .sql(&filter.listing_sql())

@@ -175,16 +175,6 @@ impl SessionBook {
     pub fn any_dirty(&self) -> bool {
         self.sessions.values().any(|s| s.dirty)
     }
-
-    /// How many sessions the book holds.
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Whether the book is empty.
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
 }
 
 /// Masked entries read `what=count` (e.g. `detector:email=3`); a bare name counts once.

@@ -369,6 +369,11 @@ impl Journal {
             error = %e,
             "{what}; the gateway stops accepting sessions and ends live ones. Free space or fix the disk, then restart the gateway: what is already spooled will be uploaded"
         );
+        self.mark_failed();
+    }
+
+    /// Stops recording: new sessions are refused and sync waiters are released.
+    fn mark_failed(&mut self) {
         self.failed = true;
         self.backlog.set_spool_failed();
         self.durable.send_replace(Durable {
@@ -418,12 +423,7 @@ impl Journal {
             && let Err(e) = self.open_file(n)
         {
             tracing::error!(error = %e, "cannot open the next spool file");
-            self.failed = true;
-            self.backlog.set_spool_failed();
-            self.durable.send_replace(Durable {
-                lsn: self.durable.borrow().lsn,
-                failed: true,
-            });
+            self.mark_failed();
         }
     }
 
