@@ -4,21 +4,23 @@
 //! The terminal is restored on every way out: a normal quit, an error, a panic
 //! (ratatui's hook) and SIGTERM/SIGHUP (a flag the loop checks between frames).
 
-use crate::browser::{Browser, BrowserRequest, PAGE, draw_browser};
+use crate::browser::{Browser, BrowserRequest, draw_browser};
+use crate::detail_cache::{DetailCache, PREFETCH_PAYLOAD_LIMIT, READ_AHEAD, READ_BEHIND};
 use crate::draw_player::draw_player;
 use crate::error::ReplayError;
 use crate::model::Integrity;
 use crate::player::{Player, Request};
+use crate::session_index::{SessionIndex, TextFilter};
 use crate::source::{ArchiveSource, WINDOW_EVENTS};
 use crate::theme::Theme;
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tapline_query::sessions::SessionFilter;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// What to open.
 pub struct ReplayOptions {
@@ -40,14 +42,8 @@ pub async fn run(source: ArchiveSource, options: ReplayOptions) -> Result<(), Re
     };
     let browser = match first {
         Some(_) => None,
-        None => {
-            let mut b = Browser::default();
-            let rows = source
-                .sessions(&options.filter, "", b.sort, b.descending, 0, PAGE)
-                .await?;
-            b.loaded(0, rows);
-            Some(b)
-        }
+        // The listing of a large archive takes seconds: it runs behind the first frame.
+        None => Some(Browser::new(SessionIndex::default())),
     };
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(ReplayError::NotATerminal);
@@ -55,6 +51,7 @@ pub async fn run(source: ArchiveSource, options: ReplayOptions) -> Result<(), Re
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone());
     let mut terminal = ratatui::try_init()?;
+    let (browse_tx, browse_rx) = mpsc::unbounded_channel();
     let result = App {
         source,
         theme: Theme::from_env(),
@@ -62,6 +59,10 @@ pub async fn run(source: ArchiveSource, options: ReplayOptions) -> Result<(), Re
         follow: options.follow,
         stop,
         verifying: None,
+        generation: Arc::new(AtomicU64::new(0)),
+        browse_tx,
+        browse_rx,
+        details: DetailCache::default(),
     }
     .run(&mut terminal, browser, first)
     .await;
@@ -123,6 +124,30 @@ impl From<ReplayError> for Stop {
     }
 }
 
+/// What a background browse job hands back, tagged with the generation of the
+/// request it answers so a stale answer (the user typed on) is dropped.
+enum BrowseUpdate {
+    Arranged {
+        generation: u64,
+        order: Vec<u32>,
+        keep_place: bool,
+        /// Command hits are still being searched for.
+        more_coming: bool,
+    },
+    Relisted {
+        generation: u64,
+        index: Arc<SessionIndex>,
+        order: Vec<u32>,
+    },
+    Failed {
+        generation: u64,
+        message: String,
+    },
+}
+
+/// How long typing must pause before the command text of the archive is searched.
+const COMMAND_SEARCH_DELAY: Duration = Duration::from_millis(250);
+
 struct App {
     source: Arc<ArchiveSource>,
     theme: Theme,
@@ -130,6 +155,12 @@ struct App {
     follow: bool,
     stop: Arc<AtomicBool>,
     verifying: Option<oneshot::Receiver<Integrity>>,
+    /// The newest browse request; background jobs stop when it moves on.
+    generation: Arc<AtomicU64>,
+    browse_tx: mpsc::UnboundedSender<BrowseUpdate>,
+    browse_rx: mpsc::UnboundedReceiver<BrowseUpdate>,
+    /// Results read ahead of the player's cursor.
+    details: DetailCache,
 }
 
 impl App {
@@ -142,6 +173,9 @@ impl App {
         if let Some(p) = &mut player {
             p.follow = self.follow;
             self.verify_in_background(p.header.session_id.clone());
+        }
+        if let Some(b) = &mut browser {
+            self.relist_in_background(b);
         }
         let mut last_step = Instant::now();
         let mut last_follow = Instant::now();
@@ -157,6 +191,9 @@ impl App {
                 }
                 p.integrity = i;
                 self.verifying = None;
+            }
+            if let Some(b) = &mut browser {
+                self.take_browse_updates(b);
             }
             terminal.draw(|f| match (&player, &browser) {
                 (Some(p), _) => draw_player(f, p, &self.theme),
@@ -223,21 +260,8 @@ impl App {
     ) -> Result<(), Stop> {
         match req {
             BrowserRequest::Quit => return Err(Stop::Quit),
-            BrowserRequest::Reload => {
-                let rows = self
-                    .source
-                    .sessions(&self.filter, &b.typed, b.sort, b.descending, 0, PAGE)
-                    .await?;
-                b.loaded(0, rows);
-            }
-            BrowserRequest::More => {
-                let offset = b.rows.len() as u64;
-                let rows = self
-                    .source
-                    .sessions(&self.filter, &b.typed, b.sort, b.descending, offset, PAGE)
-                    .await?;
-                b.loaded(offset, rows);
-            }
+            BrowserRequest::Arrange => self.arrange_in_background(b),
+            BrowserRequest::Refresh => self.relist_in_background(b),
             BrowserRequest::Open(id) => {
                 let mut p = open_player(&self.source, &id).await?;
                 p.follow = self.follow;
@@ -246,6 +270,137 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// Applies what background browse jobs finished, if still current.
+    fn take_browse_updates(&mut self, b: &mut Browser) {
+        let current = self.generation.load(Ordering::Relaxed);
+        while let Ok(update) = self.browse_rx.try_recv() {
+            match update {
+                BrowseUpdate::Arranged {
+                    generation,
+                    order,
+                    keep_place,
+                    more_coming,
+                } if generation == current => {
+                    b.arranged(order, keep_place);
+                    b.busy = more_coming.then(|| "searching commands…".to_string());
+                }
+                BrowseUpdate::Relisted {
+                    generation,
+                    index,
+                    order,
+                } if generation == current => {
+                    b.relisted(index, order);
+                    b.busy = None;
+                }
+                BrowseUpdate::Failed {
+                    generation,
+                    message,
+                } if generation == current => {
+                    b.busy = None;
+                    b.message = Some(message);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sorts and filters the index off the loop: names at once, then, when typing
+    /// pauses, the sessions whose commands contain the text.
+    fn arrange_in_background(&mut self, b: &mut Browser) {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        b.busy = Some("sorting…".into());
+        let (index, sort, descending, filter) =
+            (b.index.clone(), b.sort, b.descending, b.text_filter());
+        let (tx, current, source, session_filter) = (
+            self.browse_tx.clone(),
+            self.generation.clone(),
+            self.source.clone(),
+            self.filter.clone(),
+        );
+        tokio::spawn(async move {
+            let stale = || current.load(Ordering::Relaxed) != generation;
+            let more_coming = !filter.needle.is_empty();
+            let Ok(order) = arrange(index.clone(), sort, descending, filter.clone()).await else {
+                return;
+            };
+            let _ = tx.send(BrowseUpdate::Arranged {
+                generation,
+                order,
+                keep_place: false,
+                more_coming,
+            });
+            if !more_coming {
+                return;
+            }
+            tokio::time::sleep(COMMAND_SEARCH_DELAY).await;
+            if stale() {
+                return;
+            }
+            let hits = match source.command_hits(&session_filter, &filter.needle).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = tx.send(BrowseUpdate::Failed {
+                        generation,
+                        message: e.to_string(),
+                    });
+                    return;
+                }
+            };
+            if stale() {
+                return;
+            }
+            let filter = TextFilter {
+                command_hits: Some(hits),
+                ..filter
+            };
+            if let Ok(order) = arrange(index, sort, descending, filter).await {
+                let _ = tx.send(BrowseUpdate::Arranged {
+                    generation,
+                    order,
+                    keep_place: true,
+                    more_coming: false,
+                });
+            }
+        });
+    }
+
+    /// Lists the archive afresh off the loop, keeping the sort and filter.
+    fn relist_in_background(&mut self, b: &mut Browser) {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        b.busy = Some("listing the archive…".into());
+        let (sort, descending, mut filter) = (b.sort, b.descending, b.text_filter());
+        let (tx, source, session_filter) = (
+            self.browse_tx.clone(),
+            self.source.clone(),
+            self.filter.clone(),
+        );
+        tokio::spawn(async move {
+            let listed = async {
+                let index = Arc::new(source.session_index(&session_filter).await?);
+                if !filter.needle.is_empty() {
+                    filter.command_hits =
+                        Some(source.command_hits(&session_filter, &filter.needle).await?);
+                }
+                Ok::<_, ReplayError>(index)
+            };
+            let update = match listed.await {
+                Ok(index) => match arrange(index.clone(), sort, descending, filter).await {
+                    Ok(order) => BrowseUpdate::Relisted {
+                        generation,
+                        index,
+                        order,
+                    },
+                    Err(_) => return,
+                },
+                Err(e) => BrowseUpdate::Failed {
+                    generation,
+                    message: e.to_string(),
+                },
+            };
+            let _ = tx.send(update);
+        });
     }
 
     fn verify_in_background(&mut self, id: String) {
@@ -270,7 +425,21 @@ impl App {
         while let Some(req) = reqs.pop() {
             match req {
                 Request::Back => {}
-                Request::Detail(seq) => p.detail = self.source.event(&id, seq).await?,
+                Request::Detail(seq) => {
+                    if !self.details.contains(&id, seq) {
+                        let seqs: Vec<u64> = p
+                            .nearby_detail_seqs(seq, READ_AHEAD, READ_BEHIND)
+                            .into_iter()
+                            .filter(|&s| s == seq || !self.details.contains(&id, s))
+                            .collect();
+                        let read = self
+                            .source
+                            .events(&id, &seqs, PREFETCH_PAYLOAD_LIMIT)
+                            .await?;
+                        self.details.insert(&id, read);
+                    }
+                    p.detail = self.details.get(&id, seq);
+                }
                 Request::Window { seq } => {
                     let last = p
                         .header
@@ -371,6 +540,16 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Sorts on a blocking thread: over millions of sessions it takes a moment.
+async fn arrange(
+    index: Arc<SessionIndex>,
+    sort: crate::session_index::SortKey,
+    descending: bool,
+    filter: TextFilter,
+) -> Result<Vec<u32>, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || index.arrange(sort, descending, &filter)).await
 }
 
 /// Asks the terminal to put `text` on the clipboard (OSC 52), which also works over SSH.

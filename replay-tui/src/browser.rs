@@ -1,8 +1,10 @@
 //! The session browser: one row per session, filtered as you type, sortable by any
-//! column, loaded a page at a time as the cursor moves.
+//! column. Rows come from the [`SessionIndex`] read once when the browser opens, so
+//! moving, paging, sorting and filtering over millions of sessions never wait on the
+//! archive; only the rows on screen are built for drawing.
 
 use crate::model::{Integrity, SessionRow};
-use crate::source::SortKey;
+use crate::session_index::{SessionIndex, SortKey, TextFilter};
 use crate::theme::Theme;
 use crate::time::{clock, duration};
 use ratatui::Frame;
@@ -11,17 +13,18 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Rows fetched per page.
-pub const PAGE: u64 = 200;
+/// Rows moved by PgUp/PgDn.
+pub const PAGE_ROWS: usize = 20;
 
 /// What the browser asks of the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrowserRequest {
-    /// Reload from the first page (the filter or the sort changed).
-    Reload,
-    /// Fetch the page after the loaded rows.
-    More,
+    /// Sort or filter again (the sort key, direction or typed text changed).
+    Arrange,
+    /// List the archive afresh (sessions recorded since the browser opened).
+    Refresh,
     /// Open the session.
     Open(String),
     Quit,
@@ -30,9 +33,9 @@ pub enum BrowserRequest {
 /// The browser's state.
 #[derive(Debug, Clone)]
 pub struct Browser {
-    pub rows: Vec<SessionRow>,
-    /// No rows beyond those loaded.
-    pub exhausted: bool,
+    pub index: Arc<SessionIndex>,
+    /// Rows of the index that the filter keeps, in display order.
+    pub order: Arc<Vec<u32>>,
     pub cursor: usize,
     pub typed: String,
     pub typing: bool,
@@ -40,13 +43,16 @@ pub struct Browser {
     pub descending: bool,
     pub integrity: HashMap<String, Integrity>,
     pub message: Option<String>,
+    /// Work under way in the background, shown in the title ("searching commands…").
+    pub busy: Option<String>,
 }
 
-impl Default for Browser {
-    fn default() -> Self {
-        Browser {
-            rows: Vec::new(),
-            exhausted: false,
+impl Browser {
+    /// A browser over `index`, newest sessions first.
+    pub fn new(index: SessionIndex) -> Self {
+        let mut b = Browser {
+            index: Arc::new(index),
+            order: Arc::new(Vec::new()),
             cursor: 0,
             typed: String::new(),
             typing: false,
@@ -54,11 +60,63 @@ impl Default for Browser {
             descending: true,
             integrity: HashMap::new(),
             message: None,
+            busy: None,
+        };
+        b.order = Arc::new(
+            b.index
+                .arrange(b.sort, b.descending, &TextFilter::default()),
+        );
+        b
+    }
+
+    /// The typed filter, before any command hits are known.
+    pub fn text_filter(&self) -> TextFilter {
+        TextFilter {
+            needle: self.typed.to_lowercase(),
+            command_hits: None,
         }
     }
-}
 
-impl Browser {
+    /// The session under the cursor.
+    pub fn selected(&self) -> Option<SessionRow> {
+        self.order.get(self.cursor).map(|&i| self.index.row(i))
+    }
+
+    /// Shows a new arrangement. With `keep_place`, the cursor stays on the same
+    /// session if it is still listed (a filter widening as command hits arrive);
+    /// otherwise it goes to the top.
+    pub fn arranged(&mut self, order: Vec<u32>, keep_place: bool) {
+        let current = self.order.get(self.cursor).copied();
+        self.order = Arc::new(order);
+        self.cursor = match (keep_place, current) {
+            (true, Some(row)) => self.order.iter().position(|&i| i == row).unwrap_or(0),
+            _ => 0,
+        };
+    }
+
+    /// Replaces the index (a refresh) with its arrangement.
+    pub fn relisted(&mut self, index: Arc<SessionIndex>, order: Vec<u32>) {
+        let current = self.selected().map(|r| r.session_id);
+        self.index = index;
+        self.order = Arc::new(order);
+        self.cursor = current
+            .and_then(|id| self.order.iter().position(|&i| self.index.id(i) == id))
+            .unwrap_or(0);
+    }
+
+    fn last(&self) -> usize {
+        self.order.len().saturating_sub(1)
+    }
+
+    fn step_sort(&mut self, by: isize) {
+        let n = SortKey::ALL.len() as isize;
+        let i = SortKey::ALL
+            .iter()
+            .position(|k| *k == self.sort)
+            .unwrap_or(0) as isize;
+        self.sort = SortKey::ALL[((i + by).rem_euclid(n)) as usize];
+    }
+
     /// Handles a key; returns what to do.
     pub fn key(&mut self, key: KeyEvent) -> Vec<BrowserRequest> {
         self.message = None;
@@ -67,11 +125,11 @@ impl Browser {
                 KeyCode::Enter | KeyCode::Esc => self.typing = false,
                 KeyCode::Backspace => {
                     self.typed.pop();
-                    return vec![BrowserRequest::Reload];
+                    return vec![BrowserRequest::Arrange];
                 }
                 KeyCode::Char(c) => {
                     self.typed.push(c);
-                    return vec![BrowserRequest::Reload];
+                    return vec![BrowserRequest::Arrange];
                 }
                 _ => {}
             }
@@ -84,58 +142,33 @@ impl Browser {
                 out.push(BrowserRequest::Quit)
             }
             KeyCode::Char('/') => self.typing = true,
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.cursor = (self.cursor + 1).min(self.rows.len().saturating_sub(1))
-            }
+            KeyCode::Down | KeyCode::Char('j') => self.cursor = (self.cursor + 1).min(self.last()),
             KeyCode::Up | KeyCode::Char('k') => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::PageDown => {
-                self.cursor = (self.cursor + 20).min(self.rows.len().saturating_sub(1))
-            }
-            KeyCode::PageUp => self.cursor = self.cursor.saturating_sub(20),
+            KeyCode::PageDown => self.cursor = (self.cursor + PAGE_ROWS).min(self.last()),
+            KeyCode::PageUp => self.cursor = self.cursor.saturating_sub(PAGE_ROWS),
             KeyCode::Char('g') | KeyCode::Home => self.cursor = 0,
-            KeyCode::Char('G') | KeyCode::End => self.cursor = self.rows.len().saturating_sub(1),
+            KeyCode::Char('G') | KeyCode::End => self.cursor = self.last(),
             KeyCode::Char('s') | KeyCode::Right => {
-                let i = SortKey::ALL
-                    .iter()
-                    .position(|k| *k == self.sort)
-                    .unwrap_or(0);
-                self.sort = SortKey::ALL[(i + 1) % SortKey::ALL.len()];
-                out.push(BrowserRequest::Reload);
+                self.step_sort(1);
+                out.push(BrowserRequest::Arrange);
             }
             KeyCode::Left => {
-                let i = SortKey::ALL
-                    .iter()
-                    .position(|k| *k == self.sort)
-                    .unwrap_or(0);
-                self.sort = SortKey::ALL[(i + SortKey::ALL.len() - 1) % SortKey::ALL.len()];
-                out.push(BrowserRequest::Reload);
+                self.step_sort(-1);
+                out.push(BrowserRequest::Arrange);
             }
             KeyCode::Char('r') => {
                 self.descending = !self.descending;
-                out.push(BrowserRequest::Reload);
+                out.push(BrowserRequest::Arrange);
             }
+            KeyCode::Char('R') | KeyCode::F(5) => out.push(BrowserRequest::Refresh),
             KeyCode::Enter => {
-                if let Some(r) = self.rows.get(self.cursor) {
-                    out.push(BrowserRequest::Open(r.session_id.clone()));
+                if let Some(r) = self.selected() {
+                    out.push(BrowserRequest::Open(r.session_id));
                 }
             }
             _ => {}
         }
-        if !self.exhausted && self.cursor + 50 >= self.rows.len() && !self.rows.is_empty() {
-            out.push(BrowserRequest::More);
-        }
         out
-    }
-
-    /// Replaces (`offset` 0) or extends the loaded rows.
-    pub fn loaded(&mut self, offset: u64, rows: Vec<SessionRow>) {
-        self.exhausted = (rows.len() as u64) < PAGE;
-        if offset == 0 {
-            self.rows = rows;
-            self.cursor = 0;
-        } else {
-            self.rows.extend(rows);
-        }
     }
 }
 
@@ -163,15 +196,19 @@ pub fn draw_browser(f: &mut Frame, b: &Browser, theme: &Theme) {
     let sort_name = COLUMNS[SortKey::ALL.iter().position(|k| *k == b.sort).unwrap_or(0)];
     f.render_widget(
         Paragraph::new(Line::from(format!(
-            "tapline sessions  {} loaded{}  sorted by {sort_name} {}{}",
-            b.rows.len(),
-            if b.exhausted { "" } else { "+" },
+            "tapline sessions  {} of {}  sorted by {sort_name} {}{}{}",
+            b.order.len(),
+            b.index.len(),
             if b.descending { "↓" } else { "↑" },
             if b.typed.is_empty() {
                 String::new()
             } else {
                 format!("  filter: {}", b.typed)
-            }
+            },
+            b.busy
+                .as_deref()
+                .map(|w| format!("  ({w})"))
+                .unwrap_or_default()
         )))
         .style(theme.title()),
         head,
@@ -179,12 +216,9 @@ pub fn draw_browser(f: &mut Frame, b: &Browser, theme: &Theme) {
     let now = tapline_store::event::now_ns();
     let height = body.height.saturating_sub(3) as usize;
     let top = b.cursor.saturating_sub(height.saturating_sub(1));
-    let rows: Vec<Row> = b
-        .rows
-        .iter()
-        .enumerate()
-        .skip(top)
-        .take(height.max(1))
+    let end = (top + height.max(1)).min(b.order.len());
+    let rows: Vec<Row> = (top..end)
+        .map(|i| (i, b.index.row(b.order[i])))
         .map(|(i, r)| {
             let integrity = b
                 .integrity
@@ -254,7 +288,7 @@ pub fn draw_browser(f: &mut Frame, b: &Browser, theme: &Theme) {
         format!("/{}  (Enter keeps the filter, Esc too)", b.typed)
     } else {
         b.message.clone().unwrap_or_else(|| {
-            "↑↓ move  Enter open  / filter (user, connection, command text)  s/←→ sort column  r reverse  q quit".into()
+            "↑↓ move  Enter open  / filter (user, connection, command text)  s/←→ sort column  r reverse  R refresh  q quit".into()
         })
     };
     f.render_widget(

@@ -45,6 +45,12 @@ impl<'a> Columns<'a> {
         Some(c)
     }
 
+    /// A whole string column (for reading many rows without a copy per value).
+    pub fn utf8(&mut self, name: &'static str) -> Option<datafusion::arrow::array::StringArray> {
+        let c = self.column(name, &DataType::Utf8)?;
+        Some(c.as_string::<i32>().clone())
+    }
+
     pub fn str(&mut self, name: &'static str, i: usize) -> Option<String> {
         let c = self.column(name, &DataType::Utf8)?;
         let a = c.as_string::<i32>();

@@ -1,6 +1,6 @@
 //! Drawing the player: header, timeline, result pane, footer, and the help overlay.
 
-use crate::model::{Integrity, StepStatus};
+use crate::model::{Integrity, Status, status_label};
 use crate::player::{Pane, Player, Prompt, SPEEDS};
 use crate::result_view::{ResultView, fit_widths, hex_dump, is_masked_value};
 use crate::theme::Theme;
@@ -86,12 +86,12 @@ fn draw_header(f: &mut Frame, area: Rect, p: &Player, theme: &Theme) {
     f.render_widget(Paragraph::new(lines), area);
 }
 
-fn status_style(s: StepStatus, theme: &Theme) -> Style {
+fn status_style(s: Option<Status>, theme: &Theme) -> Style {
     match s {
-        StepStatus::Ok => theme.ok(),
-        StepStatus::Error | StepStatus::Blocked | StepStatus::Denied => theme.error(),
-        StepStatus::Held | StepStatus::Approved => theme.warn(),
-        StepStatus::Pending => theme.dim(),
+        Some(Status::Ok) => theme.ok(),
+        Some(Status::Error | Status::Blocked | Status::Denied) => theme.error(),
+        Some(Status::Held | Status::Approved) => theme.warn(),
+        None => theme.dim(),
     }
 }
 
@@ -124,7 +124,7 @@ fn draw_timeline(f: &mut Frame, area: Rect, p: &Player, theme: &Theme) {
         .skip(top)
         .take(height)
         .map(|(i, s)| {
-            let mut status = s.status.label().to_string();
+            let mut status = status_label(s.status).to_string();
             if s.masked {
                 status.push_str(" masked");
             }

@@ -1,6 +1,8 @@
 //! What the viewer shows, independent of where it was read from: rows of the session
 //! browser, steps of a session's timeline, and one event in full.
 
+pub use tapline_store::Status;
+
 /// One row of the session browser.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -42,44 +44,10 @@ pub struct SessionHeader {
     pub commands: u64,
 }
 
-/// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    Ok,
-    Error,
-    Blocked,
-    Held,
-    Approved,
-    Denied,
-    /// A command whose completion is not recorded (yet).
-    Pending,
-}
-
-impl StepStatus {
-    /// Parses the `status` column.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "error" => StepStatus::Error,
-            "blocked" => StepStatus::Blocked,
-            "held" => StepStatus::Held,
-            "approved" => StepStatus::Approved,
-            "denied" => StepStatus::Denied,
-            _ => StepStatus::Ok,
-        }
-    }
-
-    /// The word shown in the timeline.
-    pub fn label(self) -> &'static str {
-        match self {
-            StepStatus::Ok => "ok",
-            StepStatus::Error => "error",
-            StepStatus::Blocked => "blocked",
-            StepStatus::Held => "held",
-            StepStatus::Approved => "approved",
-            StepStatus::Denied => "denied",
-            StepStatus::Pending => "…",
-        }
-    }
+/// The word the timeline shows for a step's status; `None` is a command whose
+/// completion is not recorded (yet).
+pub fn status_label(status: Option<Status>) -> &'static str {
+    status.map_or("…", Status::as_str)
 }
 
 /// One line of the timeline: a command with its completion, or a session boundary.
@@ -91,7 +59,8 @@ pub struct Step {
     pub kind: String,
     /// The command, or a description of the boundary.
     pub label: String,
-    pub status: StepStatus,
+    /// How the step ended; `None` while its completion is not recorded (yet).
+    pub status: Option<Status>,
     pub duration_us: Option<u64>,
     /// The seq of the event that completed the command (its result or error).
     pub result_seq: Option<u64>,

@@ -105,6 +105,21 @@ impl Player {
         self.current().map(|s| s.result_seq.unwrap_or(s.seq))
     }
 
+    /// The event seqs to read when `seq` (the current step's) is not cached: it first,
+    /// then the steps just behind and ahead of the cursor.
+    pub fn nearby_detail_seqs(&self, seq: u64, ahead: usize, behind: usize) -> Vec<u64> {
+        let from = self.cursor.saturating_sub(behind);
+        let to = (self.cursor + ahead + 1).min(self.steps.len());
+        let mut out = vec![seq];
+        out.extend(
+            self.steps[from.min(to)..to]
+                .iter()
+                .map(|s| s.result_seq.unwrap_or(s.seq))
+                .filter(|&s| s != seq),
+        );
+        out
+    }
+
     /// Replaces the window and puts the cursor on the step at or after `seq`.
     pub fn set_window(&mut self, steps: Vec<Step>, window: (u64, u64), seq: Option<u64>) {
         self.steps = steps;

@@ -6,9 +6,12 @@
 
 use crate::columns::Columns;
 use crate::error::ReplayError;
-use crate::model::{EventDetail, Integrity, SessionHeader, SessionRow, Step, StepStatus};
+use crate::model::{EventDetail, Integrity, SessionHeader, Status, Step};
+use crate::session_index::SessionIndex;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use std::collections::HashSet;
 use tapline_query::sessions::{SessionFilter, literal};
 use tapline_store::Archive;
 
@@ -17,49 +20,6 @@ pub const WINDOW_EVENTS: u64 = 2048;
 
 /// The kinds that make timeline lines (commands and session boundaries).
 const STEP_KINDS: &str = "'session_start', 'auth', 'query', 'policy', 'session_end'";
-
-/// How the browser orders sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    Start,
-    User,
-    Connection,
-    Protocol,
-    Duration,
-    Commands,
-    Errors,
-    Blocked,
-    Masked,
-}
-
-impl SortKey {
-    /// Every key, in column order.
-    pub const ALL: [SortKey; 9] = [
-        SortKey::Start,
-        SortKey::User,
-        SortKey::Connection,
-        SortKey::Protocol,
-        SortKey::Duration,
-        SortKey::Commands,
-        SortKey::Errors,
-        SortKey::Blocked,
-        SortKey::Masked,
-    ];
-
-    fn sql(self) -> &'static str {
-        match self {
-            SortKey::Start => "start_ts",
-            SortKey::User => "\"user\"",
-            SortKey::Connection => "connection",
-            SortKey::Protocol => "protocol",
-            SortKey::Duration => "coalesce(end_ts, now()) - start_ts",
-            SortKey::Commands => "commands",
-            SortKey::Errors => "errors",
-            SortKey::Blocked => "blocked",
-            SortKey::Masked => "masked_values",
-        }
-    }
-}
 
 /// The archive, opened for the viewer.
 pub struct ArchiveSource {
@@ -83,56 +43,104 @@ impl ArchiveSource {
         Ok(self.ctx.sql(sql).await?.collect().await?)
     }
 
-    /// One page of the session browser.
-    pub async fn sessions(
-        &self,
-        filter: &SessionFilter,
-        typed: &str,
-        sort: SortKey,
-        descending: bool,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Vec<SessionRow>, ReplayError> {
-        let mut where_clause = filter.where_clause();
-        if !typed.is_empty() {
-            let t = literal(&typed.to_lowercase());
-            let cond = format!(
-                "(strpos(lower(\"user\"), {t}) > 0 OR strpos(lower(connection), {t}) > 0 OR session_id IN \
-                 (SELECT DISTINCT session_id FROM events WHERE kind = 'query' AND strpos(lower(command), {t}) > 0))"
-            );
-            where_clause = if where_clause.is_empty() {
-                format!("WHERE {cond}")
-            } else {
-                format!("{where_clause} AND {cond}")
-            };
+    /// The `seq` of a query's first row (queries asking for one seq: a max or a min).
+    async fn seq_of(&self, sql: &str) -> Result<Option<u64>, ReplayError> {
+        for batch in self.rows(sql).await? {
+            let mut c = Columns::new(&batch);
+            if !c.is_empty() {
+                return Ok(c.u64("seq", 0));
+            }
         }
-        let dir = if descending { "DESC" } else { "ASC" };
+        Ok(None)
+    }
+
+    /// Every session the flags select, as the browser's index. One pass over the
+    /// `sessions` view, read batch by batch into the compact index.
+    pub async fn session_index(&self, filter: &SessionFilter) -> Result<SessionIndex, ReplayError> {
+        let listed_at = tapline_store::event::now_ns();
         let sql = format!(
             "SELECT session_id, start_ts, end_ts, \"user\", connection, protocol, commands, errors, \
-             blocked, masked_values, state FROM sessions {where_clause} \
-             ORDER BY {} {dir}, session_id LIMIT {limit} OFFSET {offset}",
-            sort.sql()
+             blocked, masked_values, state FROM sessions {}",
+            filter.where_clause()
         );
-        let mut out = Vec::new();
+        let mut index = SessionIndex::default();
+        let mut stream = self.ctx.sql(&sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let mut c = Columns::new(&batch);
+            let (Some(ids), Some(users), Some(conns), Some(protos), Some(states)) = (
+                c.utf8("session_id"),
+                c.utf8("user"),
+                c.utf8("connection"),
+                c.utf8("protocol"),
+                c.utf8("state"),
+            ) else {
+                continue;
+            };
+            for i in 0..c.len() {
+                index.push_parts(
+                    ids.value(i),
+                    c.i64("start_ts", i).unwrap_or_default(),
+                    (states.value(i) != "live")
+                        .then(|| c.i64("end_ts", i))
+                        .flatten(),
+                    users.value(i),
+                    conns.value(i),
+                    protos.value(i),
+                    [
+                        c.u64("commands", i).unwrap_or_default(),
+                        c.u64("errors", i).unwrap_or_default(),
+                        c.u64("blocked", i).unwrap_or_default(),
+                        c.u64("masked_values", i).unwrap_or_default(),
+                    ],
+                );
+            }
+        }
+        index.set_listed_at(listed_at);
+        index.finish();
+        Ok(index)
+    }
+
+    /// The sessions with a command containing `needle` (case-insensitive): the part
+    /// of the browser's filter that needs the events.
+    pub async fn command_hits(
+        &self,
+        filter: &SessionFilter,
+        needle: &str,
+    ) -> Result<HashSet<String>, ReplayError> {
+        let mut conds = vec![
+            "kind = 'query'".to_string(),
+            format!(
+                "strpos(lower(command), {}) > 0",
+                literal(&needle.to_lowercase())
+            ),
+        ];
+        if let Some(since) = &filter.since {
+            conds.push(format!(
+                "date >= '{}'",
+                since.date_naive().format("%Y-%m-%d")
+            ));
+        }
+        if let Some(until) = &filter.until {
+            conds.push(format!(
+                "date <= '{}'",
+                until.date_naive().format("%Y-%m-%d")
+            ));
+        }
+        let sql = format!(
+            "SELECT DISTINCT session_id FROM events WHERE {}",
+            conds.join(" AND ")
+        );
+        let mut hits = HashSet::new();
         for batch in self.rows(&sql).await? {
             let mut c = Columns::new(&batch);
             for i in 0..c.len() {
-                out.push(SessionRow {
-                    session_id: c.str("session_id", i).unwrap_or_default(),
-                    start_ns: c.i64("start_ts", i).unwrap_or_default(),
-                    end_ns: c.i64("end_ts", i),
-                    user: c.str("user", i).unwrap_or_default(),
-                    connection: c.str("connection", i).unwrap_or_default(),
-                    protocol: c.str("protocol", i).unwrap_or_default(),
-                    commands: c.u64("commands", i).unwrap_or_default(),
-                    errors: c.u64("errors", i).unwrap_or_default(),
-                    blocked: c.u64("blocked", i).unwrap_or_default(),
-                    masked_values: c.u64("masked_values", i).unwrap_or_default(),
-                    live: c.str("state", i).as_deref() == Some("live"),
-                });
+                if let Some(id) = c.str("session_id", i) {
+                    hits.insert(id);
+                }
             }
         }
-        Ok(out)
+        Ok(hits)
     }
 
     /// The header facts of one session; `None` if the archive has no such session.
@@ -173,13 +181,7 @@ impl ArchiveSource {
             "SELECT max(seq) AS seq FROM events WHERE session_id = {}",
             literal(session_id)
         );
-        for batch in self.rows(&sql).await? {
-            let mut c = Columns::new(&batch);
-            if !c.is_empty() {
-                return Ok(c.u64("seq", 0));
-            }
-        }
-        Ok(None)
+        self.seq_of(&sql).await
     }
 
     /// The timeline steps whose command events lie in `[from, to]`, with each command
@@ -207,12 +209,15 @@ impl ArchiveSource {
             for i in 0..c.len() {
                 let seq = c.u64("seq", i).unwrap_or_default();
                 let kind = c.str("kind", i).unwrap_or_default();
-                let status = StepStatus::parse(&c.str("status", i).unwrap_or_default());
+                let status = c
+                    .str("status", i)
+                    .and_then(|s| Status::parse(&s))
+                    .unwrap_or(Status::Ok);
                 let masked = c.u64("n_masked", i).unwrap_or(0) > 0;
                 if kind == "result" || kind == "error" {
                     if let Some(at) = pending.pop_front() {
                         let s = &mut steps[at];
-                        s.status = status;
+                        s.status = Some(status);
                         s.duration_us = c.u64("duration_us", i);
                         s.result_seq = Some(seq);
                         s.masked |= masked;
@@ -232,16 +237,16 @@ impl ArchiveSource {
                     ts_ns: c.i64("ts", i).unwrap_or_default(),
                     kind,
                     label,
-                    status: if is_query && status == StepStatus::Ok {
-                        StepStatus::Pending
+                    status: if is_query && status == Status::Ok {
+                        None
                     } else {
-                        status
+                        Some(status)
                     },
                     duration_us: c.u64("duration_us", i),
                     result_seq: None,
                     masked,
                 });
-                if is_query && status == StepStatus::Ok {
+                if is_query && status == Status::Ok {
                     pending.push_back(steps.len() - 1);
                 }
             }
@@ -255,38 +260,73 @@ impl ArchiveSource {
         session_id: &str,
         seq: u64,
     ) -> Result<Option<EventDetail>, ReplayError> {
+        Ok(self
+            .events(session_id, &[seq], usize::MAX)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Several events of one session in one read: the step under the cursor and the
+    /// ones ahead of it. A payload larger than `payload_limit` is left out (those
+    /// events are not returned), so a prefetch never pulls in a run of huge results;
+    /// the first seq is always returned whole.
+    pub async fn events(
+        &self,
+        session_id: &str,
+        seqs: &[u64],
+        payload_limit: usize,
+    ) -> Result<Vec<EventDetail>, ReplayError> {
+        let (Some(&first), Some(lo), Some(hi)) =
+            (seqs.first(), seqs.iter().min(), seqs.iter().max())
+        else {
+            return Ok(Vec::new());
+        };
+        let list = seqs
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        // DataFusion 55's octet_length takes no binary: the hex form is twice the size.
+        let limit = payload_limit.min(i64::MAX as usize / 2) * 2;
+        // The seq range lets the page index prune; the IN list picks the events.
         let sql = format!(
             "SELECT seq, ts, kind, direction, status, command, row_count, duration_us, masked, \
-             payload, text, hash FROM events WHERE session_id = {} AND seq = {seq}",
+             CASE WHEN seq = {first} OR length(encode(payload, 'hex')) <= {limit} THEN payload END AS payload, \
+             text, hash FROM events WHERE session_id = {} AND seq BETWEEN {lo} AND {hi} \
+             AND seq IN ({list})",
             literal(session_id)
         );
+        let mut out = Vec::new();
         for batch in self.rows(&sql).await? {
             let mut c = Columns::new(&batch);
-            if c.is_empty() {
-                continue;
+            for i in 0..c.len() {
+                let Some(payload) = c.bytes("payload", i) else {
+                    continue; // too large to prefetch; read when the cursor gets there
+                };
+                let mut hash = [0u8; 32];
+                if let Some(h) = c.bytes("hash", i)
+                    && h.len() == 32
+                {
+                    hash.copy_from_slice(&h);
+                }
+                out.push(EventDetail {
+                    seq: c.u64("seq", i).unwrap_or_default(),
+                    ts_ns: c.i64("ts", i).unwrap_or_default(),
+                    kind: c.str("kind", i).unwrap_or_default(),
+                    direction: c.str("direction", i).unwrap_or_default(),
+                    status: c.str("status", i).unwrap_or_default(),
+                    command: c.str("command", i),
+                    row_count: c.u64("row_count", i),
+                    duration_us: c.u64("duration_us", i),
+                    masked: c.strings("masked", i),
+                    payload,
+                    text: c.str("text", i),
+                    hash,
+                });
             }
-            let mut hash = [0u8; 32];
-            if let Some(h) = c.bytes("hash", 0)
-                && h.len() == 32
-            {
-                hash.copy_from_slice(&h);
-            }
-            return Ok(Some(EventDetail {
-                seq,
-                ts_ns: c.i64("ts", 0).unwrap_or_default(),
-                kind: c.str("kind", 0).unwrap_or_default(),
-                direction: c.str("direction", 0).unwrap_or_default(),
-                status: c.str("status", 0).unwrap_or_default(),
-                command: c.str("command", 0),
-                row_count: c.u64("row_count", 0),
-                duration_us: c.u64("duration_us", 0),
-                masked: c.strings("masked", 0),
-                payload: c.bytes("payload", 0).unwrap_or_default(),
-                text: c.str("text", 0),
-                hash,
-            }));
         }
-        Ok(None)
+        Ok(out)
     }
 
     /// The next (or previous) command whose text or result contains `needle`
@@ -351,13 +391,7 @@ impl ArchiveSource {
             "SELECT max(seq) AS seq FROM events WHERE session_id = {} AND kind = 'query' AND seq <= {seq}",
             literal(session_id)
         );
-        for batch in self.rows(&sql).await? {
-            let mut c = Columns::new(&batch);
-            if !c.is_empty() {
-                return Ok(c.u64("seq", 0));
-            }
-        }
-        Ok(None)
+        self.seq_of(&sql).await
     }
 
     /// The first command at or after a point in time.
@@ -367,13 +401,7 @@ impl ArchiveSource {
              AND ts >= to_timestamp_nanos({ts_ns})",
             literal(session_id)
         );
-        for batch in self.rows(&sql).await? {
-            let mut c = Columns::new(&batch);
-            if !c.is_empty() {
-                return Ok(c.u64("seq", 0));
-            }
-        }
-        Ok(None)
+        self.seq_of(&sql).await
     }
 
     /// Recomputes the session's chain and checks its seals.

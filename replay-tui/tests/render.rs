@@ -5,13 +5,12 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::style::Modifier;
+use ratatui::style::{Color, Modifier};
 use tapline_replay_tui::browser::{Browser, draw_browser};
 use tapline_replay_tui::draw_player::draw_player;
-use tapline_replay_tui::model::{
-    EventDetail, Integrity, SessionHeader, SessionRow, Step, StepStatus,
-};
+use tapline_replay_tui::model::{EventDetail, Integrity, SessionHeader, SessionRow, Status, Step};
 use tapline_replay_tui::player::{Player, Request};
+use tapline_replay_tui::session_index::SessionIndex;
 use tapline_replay_tui::theme::Theme;
 
 const T0: i64 = 1_795_300_000_000_000_000;
@@ -32,7 +31,7 @@ fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
 }
 
-fn step(seq: u64, ms: i64, label: &str, status: StepStatus, result_seq: Option<u64>) -> Step {
+fn step(seq: u64, ms: i64, label: &str, status: Option<Status>, result_seq: Option<u64>) -> Step {
     Step {
         seq,
         ts_ns: T0 + ms * 1_000_000,
@@ -66,26 +65,26 @@ fn player() -> Player {
         commands: 3,
     };
     let steps = vec![
-        step(0, 0, "client 10.0.0.7 user alice", StepStatus::Ok, None),
+        step(0, 0, "client 10.0.0.7 user alice", Some(Status::Ok), None),
         step(
             1,
             1200,
             "SELECT id, total FROM orders LIMIT 2",
-            StepStatus::Ok,
+            Some(Status::Ok),
             Some(2),
         ),
         step(
             3,
             2500,
             "SELECT * FROM missing_table",
-            StepStatus::Error,
+            Some(Status::Error),
             Some(4),
         ),
         step(
             5,
             4000,
             "SELECT name, email FROM customers",
-            StepStatus::Ok,
+            Some(Status::Ok),
             Some(6),
         ),
     ];
@@ -126,9 +125,7 @@ fn draw(p: &Player) -> Terminal<TestBackend> {
 
 #[test]
 fn the_browser_lists_sessions_with_their_counts_and_badges() {
-    let mut b = Browser::default();
-    b.loaded(
-        0,
+    let mut b = Browser::new(SessionIndex::from_rows(
         vec![
             SessionRow {
                 session_id: "S1".into(),
@@ -157,7 +154,8 @@ fn the_browser_lists_sessions_with_their_counts_and_badges() {
                 live: true,
             },
         ],
-    );
+        T0 + 2_000_000_000,
+    ));
     b.integrity.insert(
         "S1".into(),
         Integrity::Broken {
@@ -193,7 +191,7 @@ fn the_browser_lists_sessions_with_their_counts_and_badges() {
         s.contains("agent-7") && s.contains("live") && s.contains("not yet checked"),
         "{s}"
     );
-    assert!(s.contains("2 loaded"), "{s}");
+    assert!(s.contains("2 of 2"), "{s}");
 }
 
 #[test]
@@ -362,4 +360,54 @@ fn the_hex_toggle_shows_the_raw_payload() {
     assert!(s.contains("payload (hex)"), "{s}");
     assert!(s.contains("00000000  54 00 00 00 1f 69 64"), "{s}");
     assert!(s.contains("T....id"), "{s}");
+}
+
+#[test]
+fn policy_outcomes_are_drawn_distinctly_in_the_timeline() {
+    let mut p = player();
+    let outcomes = [
+        (Status::Blocked, "DROP TABLE orders", Color::Red),
+        (
+            Status::Held,
+            "DELETE FROM orders WHERE id < 100",
+            Color::Yellow,
+        ),
+        (
+            Status::Approved,
+            "UPDATE orders SET total = 0 WHERE id = 7",
+            Color::Yellow,
+        ),
+        (Status::Denied, "TRUNCATE audit_log", Color::Red),
+    ];
+    let steps: Vec<Step> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, (status, sql, _))| {
+            step(
+                2 * i as u64 + 1,
+                1000 * (i as i64 + 1),
+                sql,
+                Some(*status),
+                Some(2 * i as u64 + 2),
+            )
+        })
+        .collect();
+    p.set_window(steps, (0, 2047), Some(1));
+    let t = draw(&p);
+    let s = screen(&t);
+    let buf = t.backend().buffer();
+    for (status, sql, colour) in outcomes {
+        let (line, text) = s
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(&sql[..12]))
+            .unwrap_or_else(|| panic!("{sql} is not on screen:\n{s}"));
+        let word = status.as_str();
+        let at = text
+            .find(word)
+            .unwrap_or_else(|| panic!("`{word}` missing on the line of {sql}:\n{s}"));
+        let col = text[..at].chars().count() as u16;
+        let style = buf.cell((col, line as u16)).unwrap().style();
+        assert_eq!(style.fg, Some(colour), "{word}");
+    }
 }

@@ -33,20 +33,36 @@ pub async fn open_archive(flag: Option<&str>) -> anyhow::Result<Archive> {
     Ok(archive)
 }
 
-/// The session filter `tapline sessions` and `tapline replay` build from the same flags.
-pub fn session_filter(
+/// The filter flags `tapline sessions` and `tapline replay` share.
+#[derive(clap::Args)]
+pub struct SessionFilterArgs {
+    /// Only sessions of this user.
+    #[arg(long)]
     user: Option<String>,
+    /// Only sessions through this connection.
+    #[arg(long)]
     connection: Option<String>,
-    since: Option<&str>,
-    until: Option<&str>,
-    contains: Option<String>,
-) -> anyhow::Result<tapline_query::sessions::SessionFilter> {
-    use tapline_query::sessions::parse_time;
-    Ok(tapline_query::sessions::SessionFilter {
-        user,
-        connection,
-        since: since.map(|t| parse_time("--since", t)).transpose()?,
-        until: until.map(|t| parse_time("--until", t)).transpose()?,
-        contains,
-    })
+    /// Only sessions running at or after this time (2026-11-21, RFC 3339, or an age like 2h).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only sessions started at or before this time.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+}
+
+impl SessionFilterArgs {
+    /// The filter, with `contains` for the commands' text.
+    pub fn into_filter(
+        self,
+        contains: Option<String>,
+    ) -> anyhow::Result<tapline_query::sessions::SessionFilter> {
+        use tapline_query::sessions::parse_time;
+        Ok(tapline_query::sessions::SessionFilter {
+            user: self.user,
+            connection: self.connection,
+            since: self.since.map(|t| parse_time("--since", &t)).transpose()?,
+            until: self.until.map(|t| parse_time("--until", &t)).transpose()?,
+            contains,
+        })
+    }
 }

@@ -24,29 +24,13 @@ pub struct ReplayArgs {
     /// Keep appending new events of a live session as segments land, like tail -f.
     #[arg(long)]
     follow: bool,
-    /// Browse only sessions of this user.
-    #[arg(long)]
-    user: Option<String>,
-    /// Browse only sessions through this connection.
-    #[arg(long)]
-    connection: Option<String>,
-    /// Browse only sessions running at or after this time (2026-11-21, RFC 3339, or an age like 2h).
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
-    /// Browse only sessions started at or before this time.
-    #[arg(long, value_name = "TIME")]
-    until: Option<String>,
+    #[command(flatten)]
+    filter: super::SessionFilterArgs,
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let archive = super::open_archive(args.archive.as_deref()).await?;
-    let filter = super::session_filter(
-        args.user,
-        args.connection,
-        args.since.as_deref(),
-        args.until.as_deref(),
-        None,
-    )?;
+    let filter = args.filter.into_filter(None)?;
     let source = ArchiveSource::open(archive).await?;
     tapline_replay_tui::run(
         source,

@@ -16,18 +16,8 @@ pub struct SessionsArgs {
     /// Archive folder, file:// URL or az://CONTAINER/PREFIX [default: $TAPLINE_ARCHIVE or ./tapline-archive].
     #[arg(long, value_name = "PATH_OR_URL")]
     archive: Option<String>,
-    /// Only sessions of this user.
-    #[arg(long)]
-    user: Option<String>,
-    /// Only sessions through this connection.
-    #[arg(long)]
-    connection: Option<String>,
-    /// Only sessions running at or after this time (2026-11-21, RFC 3339, or an age like 2h).
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
-    /// Only sessions started at or before this time.
-    #[arg(long, value_name = "TIME")]
-    until: Option<String>,
+    #[command(flatten)]
+    filter: super::SessionFilterArgs,
     /// Only sessions where a command or result contains TEXT (case-insensitive).
     #[arg(long, value_name = "TEXT")]
     contains: Option<String>,
@@ -38,13 +28,7 @@ pub struct SessionsArgs {
 
 pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
     let archive = super::open_archive(args.archive.as_deref()).await?;
-    let filter = super::session_filter(
-        args.user,
-        args.connection,
-        args.since.as_deref(),
-        args.until.as_deref(),
-        args.contains,
-    )?;
+    let filter = args.filter.into_filter(args.contains)?;
     let ctx = open_context(&archive).await?;
     let stream = ctx
         .sql(&filter.listing_sql())

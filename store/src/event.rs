@@ -77,6 +77,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in column-text order.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::Error,
+        Status::Blocked,
+        Status::Held,
+        Status::Approved,
+        Status::Denied,
+    ];
+
+    /// Reads the `status` column's text back; `None` for text no tapline wrote.
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     /// The text stored in the `status` column.
     pub fn as_str(self) -> &'static str {
         match self {

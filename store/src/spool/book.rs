@@ -186,7 +186,9 @@ fn count(counts: &mut SessionCounts, kind: Kind, status: Status, masked: &[Strin
     if kind == Kind::Error && status == Status::Error {
         counts.errors += 1;
     }
-    if status == Status::Blocked {
+    // A refused command counts once (its query event), not again for the error the
+    // client was given in its place.
+    if status == Status::Blocked && kind == Kind::Query {
         counts.blocked += 1;
     }
     counts.masked_values += masked

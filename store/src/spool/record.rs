@@ -247,14 +247,7 @@ const KINDS: [Kind; 12] = [
     Kind::Policy,
     Kind::SessionEnd,
 ];
-const STATUSES: [Status; 6] = [
-    Status::Ok,
-    Status::Error,
-    Status::Blocked,
-    Status::Held,
-    Status::Approved,
-    Status::Denied,
-];
+const STATUSES: [Status; 6] = Status::ALL;
 
 fn direction_code(d: Direction) -> u8 {
     DIRECTIONS.iter().position(|x| *x == d).unwrap_or(0) as u8
