@@ -4,9 +4,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tapline_recorder::config::{
-    ByteSize, ConfigFile, ConnectionSection, DEFAULT_SPOOL, GatewaySection, Origin,
-};
+use tapline_recorder::config::{ByteSize, ConfigFile, ConnectionSection, DEFAULT_SPOOL, Origin};
 use tapline_recorder::{Gateway, GatewayConfig};
 use tapline_store::spool::{BacklogStatus, read_status, spool_is_locked};
 use tapline_store::{Archive, ArchiveLocation, GatewayKey};
@@ -120,7 +118,6 @@ fn load_config(args: &GatewayArgs) -> anyhow::Result<GatewayConfig> {
                 .clone()
                 .context("--upstream is required with --listen, e.g. --upstream postgres://app@127.0.0.1:5432/appdb")?;
             let file = ConfigFile {
-                gateway: GatewaySection::default(),
                 connections: vec![ConnectionSection {
                     name: Some(args.name.clone()),
                     protocol: Some("postgres".into()),
@@ -130,6 +127,7 @@ fn load_config(args: &GatewayArgs) -> anyhow::Result<GatewayConfig> {
                     upstream_password_file: args.upstream_password_file.clone(),
                     ..Default::default()
                 }],
+                ..Default::default()
             };
             (file, Origin::Flags)
         }
@@ -196,6 +194,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     if let Some(GatewayAction::Status(s)) = args.action {
         return status(s);
     }
+    let stop = stop_signal()?;
     let config = load_config(&args)?;
     let key = load_key(config.key.as_deref())?;
     let location = ArchiveLocation::from_flag_or_env(config.archive.as_deref())?;
@@ -208,7 +207,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         "starting"
     );
     let gateway = Gateway::bind(config, archive, key).await?;
-    let summary = gateway.run(stop_signal()).await?;
+    let summary = gateway.run(stop).await?;
     if summary.sessions_cut > 0 {
         tracing::info!(
             sessions = summary.sessions_cut,
@@ -300,25 +299,29 @@ fn render_status(s: &BacklogStatus, running: bool) -> String {
     out
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn stop_signal() {
+/// Installs the SIGTERM and SIGINT handlers at once and returns a future that resolves
+/// on either. Installing them before anything else starts matters: a stop that arrives
+/// while the spool is being recovered must end the gateway cleanly, not kill it with the
+/// default action half-way through start-up.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| anyhow::anyhow!("cannot install the SIGTERM handler: {e}"))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| anyhow::anyhow!("cannot install the SIGINT handler: {e}"))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

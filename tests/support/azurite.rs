@@ -109,7 +109,18 @@ impl Azurite {
             location: format!("az://{container}/{prefix}"),
             env: self.env(),
         };
-        let out = a.tapline(&["archive", "init"]);
+        // Azurite accepts connections a moment before it answers them: retry while
+        // it cannot be reached (a real error is reported at once).
+        let mut out = a.tapline(&["archive", "init"]);
+        for _ in 0..50 {
+            if out.status.success()
+                || !String::from_utf8_lossy(&out.stderr).contains("cannot reach")
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            out = a.tapline(&["archive", "init"]);
+        }
         assert!(
             out.status.success(),
             "archive init: {}",
