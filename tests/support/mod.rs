@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod azurite;
 pub mod gateway;
+pub mod oidc;
 pub mod postgres;
 
 use std::net::TcpListener;
@@ -12,12 +13,21 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound and released; good enough for tests).
+/// A free loopback port (bound and released), never the same one twice in a test
+/// process, so servers started side by side cannot be handed one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts connections on the port.

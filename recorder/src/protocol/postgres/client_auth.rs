@@ -4,11 +4,15 @@
 //! gateway holds no client secret in clear and none crosses the wire. An unknown user
 //! runs the same exchange against a throw-away verifier, so a failure does not reveal
 //! which user names exist.
+//!
+//! OIDC tokens arrive as the password message (libpq's `PGPASSWORD`), and are checked
+//! by [`crate::identity`]; the token never leaves this function.
 
 use super::auth::{AuthRequest, parse_sasl_initial};
 use super::error_response::gateway_error;
 use super::io::{TapError, read_message};
 use crate::config::ClientAuth;
+use crate::identity::{Identity, OidcValidator};
 use crate::scram::{MECHANISM, ScramServer, ScramVerifier};
 use bytes::BytesMut;
 use std::sync::LazyLock;
@@ -25,8 +29,11 @@ static DECOY: LazyLock<ScramVerifier> = LazyLock::new(|| {
 /// The outcome, as recorded in the session's auth event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
-    /// The caller may proceed; the method is recorded.
-    Accepted(&'static str),
+    /// The caller may proceed as `identity`; the method is recorded.
+    Accepted {
+        method: &'static str,
+        identity: Identity,
+    },
     /// The caller was refused; the reason is recorded (never a secret).
     Refused(String),
 }
@@ -38,9 +45,17 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     buf: &mut BytesMut,
     user: &str,
 ) -> Result<AuthOutcome, TapError> {
+    let local = |method| AuthOutcome::Accepted {
+        method,
+        identity: Identity {
+            user: user.to_string(),
+            ..Default::default()
+        },
+    };
     let verifiers = match auth {
-        ClientAuth::Trust => return Ok(AuthOutcome::Accepted("trust")),
+        ClientAuth::Trust => return Ok(local("trust")),
         ClientAuth::Secrets(v) => v,
+        ClientAuth::Oidc(v) => return oidc(v, client, buf).await,
     };
     let known = verifiers.get(user);
     let verifier = known.cloned().unwrap_or_else(|| DECOY.clone());
@@ -96,7 +111,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             client
                 .write_all(&AuthRequest::SaslFinal { data: server_final }.to_message())
                 .await?;
-            Ok(AuthOutcome::Accepted("scram-sha-256"))
+            Ok(local("scram-sha-256"))
         }
         Ok(_) => {
             fail(client, user).await?;
@@ -107,6 +122,54 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(refuse("wrong secret".into()))
         }
     }
+}
+
+/// Asks for the password (the token) in clear: a token is a bearer credential the
+/// client already holds, and SCRAM cannot carry it.
+async fn oidc<S: AsyncRead + AsyncWrite + Unpin>(
+    validator: &OidcValidator,
+    client: &mut S,
+    buf: &mut BytesMut,
+) -> Result<AuthOutcome, TapError> {
+    client
+        .write_all(&AuthRequest::Cleartext.to_message())
+        .await?;
+    let Some(msg) = read_message(client, buf, 64 * 1024).await? else {
+        return Ok(AuthOutcome::Refused(
+            "the client closed the connection during authentication".into(),
+        ));
+    };
+    if msg.tag != b'p' {
+        return Err(TapError::Protocol(format!(
+            "expected a password message carrying the token, got message '{}'",
+            msg.tag as char
+        )));
+    }
+    let body = msg.body();
+    let token = std::str::from_utf8(body.strip_suffix(&[0]).unwrap_or(body)).unwrap_or("");
+    match validator.validate(token).await {
+        Ok(identity) => Ok(AuthOutcome::Accepted {
+            method: "oidc",
+            identity,
+        }),
+        Err(why) => {
+            refuse(client, &why.to_string()).await?;
+            Ok(AuthOutcome::Refused(format!("token refused: {why}")))
+        }
+    }
+}
+
+/// Tells the client why it may not in, in terms it can act on.
+pub async fn refuse<S: AsyncWrite + Unpin>(client: &mut S, why: &str) -> Result<(), TapError> {
+    client
+        .write_all(&gateway_error(
+            "FATAL",
+            "28000",
+            format!("tapline refused the login: {why}"),
+            None,
+        ))
+        .await?;
+    Ok(())
 }
 
 async fn fail<S: AsyncWrite + Unpin>(client: &mut S, user: &str) -> Result<(), TapError> {
