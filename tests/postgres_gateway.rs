@@ -679,7 +679,10 @@ fn client_secrets_are_checked_with_scram_and_refusals_are_recorded() {
         "SELECT \"user\", status, text FROM events WHERE kind = 'auth' ORDER BY ts",
     );
     assert_eq!(auth.len(), 3);
-    assert_eq!(auth[0]["text"], "client authenticated: scram-sha-256");
+    assert_eq!(
+        auth[0]["text"],
+        "client authenticated: scram-sha-256; user grace"
+    );
     assert_eq!(auth[1]["status"], "denied");
     assert_eq!(
         auth[1]["text"],

@@ -4,11 +4,17 @@
 //! Every problem is reported with where it is (the file and key, or the flag), what is
 //! wrong and what to do, before the gateway accepts a single connection.
 
+use crate::identity::{JwksSource, OidcSettings, OidcValidator, UserClaim};
+use crate::policy::guard::pattern::Pattern;
+use crate::policy::guard::statement_kind::StatementKind;
+use crate::policy::guard::table_list::TableList;
+use crate::policy::guard::{DenyRule, DenyRules, Unparseable};
 use crate::scram::ScramVerifier;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tapline_store::Durability;
 
@@ -32,6 +38,47 @@ pub struct ConfigFile {
     pub gateway: GatewaySection,
     #[serde(default)]
     pub connections: Vec<ConnectionSection>,
+    /// `[policy]`: settings shared by every rule.
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// `[[deny]]`: statements the gateway refuses.
+    #[serde(default)]
+    pub deny: Vec<DenySection>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// "open" (default) or "closed": what happens to SQL the gateway cannot parse
+    /// when a rule applies to the session.
+    pub unparseable_sql: Option<String>,
+    /// Groups for which unparseable SQL is always refused [default: \["agents"\]].
+    pub unparseable_closed_groups: Option<Vec<String>>,
+}
+
+/// `[[deny]]`: one deny rule.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DenySection {
+    pub name: Option<String>,
+    /// Statement kinds: drop, truncate, alter_role, grant, copy_program,
+    /// delete_without_where, update_without_where.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// A regular expression over the statement text.
+    pub pattern: Option<String>,
+    /// Tables the statement may not touch (`table` or `schema.table`).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Connections the rule applies to (empty: all).
+    #[serde(default)]
+    pub connections: Vec<String>,
+    /// Groups the rule applies to (empty: everyone).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// What the client is told.
+    pub message: Option<String>,
 }
 
 /// `[gateway]`: settings shared by every connection.
@@ -128,6 +175,49 @@ pub struct ConnectionSection {
     pub users: BTreeMap<String, String>,
     /// "sync" or "async" for this connection (default: the gateway's).
     pub durability: Option<String>,
+    /// `[connections.oidc]`: accept OIDC tokens (JWTs) as passwords.
+    pub oidc: Option<OidcSection>,
+    /// Only callers in one of these groups may use the connection (empty: anyone the
+    /// client authentication accepts).
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+}
+
+/// `[connections.oidc]`: which issuer's tokens the connection accepts and how a token
+/// names its user and groups.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    /// The exact `iss` of accepted tokens.
+    pub issuer: Option<String>,
+    /// One audience, or a list; a token's `aud` must hold one of them.
+    pub audience: Option<OneOrMany>,
+    /// The issuer's key set: an https URL or a file.
+    pub jwks: Option<String>,
+    /// `sub` (default), `preferred_username`, `upn` or `appid`.
+    pub user_claim: Option<String>,
+    /// The claim listing the caller's groups (default `groups`; Azure app roles: `roles`).
+    pub groups_claim: Option<String>,
+    /// Tolerance for clock differences on `exp` and `nbf` (default "60s").
+    pub clock_skew: Option<String>,
+}
+
+/// A TOML value written as one string or a list of strings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values, as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// The protocols a connection can speak.
@@ -194,6 +284,8 @@ pub enum ClientAuth {
     Trust,
     /// Per-user SCRAM-SHA-256 verifiers.
     Secrets(HashMap<String, ScramVerifier>),
+    /// An OIDC token (a JWT) as the password, checked against the issuer's keys.
+    Oidc(Arc<OidcValidator>),
 }
 
 /// One validated connection.
@@ -206,6 +298,8 @@ pub struct ConnectionConfig {
     /// The upstream password, if the upstream asks for one.
     pub upstream_password: Option<Secret>,
     pub client_auth: ClientAuth,
+    /// Groups allowed on this connection; empty allows every authenticated caller.
+    pub allowed_groups: Vec<String>,
     /// Whether a result waits for its event's fsync before reaching the client.
     pub durability: Durability,
 }
@@ -225,6 +319,8 @@ pub struct GatewayConfig {
     pub segment_max_bytes: u64,
     pub drain_timeout: Duration,
     pub connections: Vec<ConnectionConfig>,
+    /// Every deny rule, with the unparseable-SQL setting.
+    pub deny: Arc<DenyRules>,
 }
 
 /// The spool folder used when neither `--spool` nor the config names one.
@@ -457,9 +553,103 @@ impl GatewayConfig {
             spool_max_bytes,
             segment_max_bytes,
             drain_timeout,
+            deny: Arc::new(deny_rules(&file, origin, &names)?),
             connections,
         })
     }
+}
+
+/// Validates `[policy]` and every `[[deny]]`.
+fn deny_rules(
+    file: &ConfigFile,
+    origin: &Origin,
+    connections: &std::collections::HashSet<String>,
+) -> Result<DenyRules, ConfigError> {
+    let at = |key: String, problem: String, fix: &str| ConfigError {
+        source_name: origin.name(),
+        key,
+        problem,
+        fix: fix.to_string(),
+    };
+    let mut out = DenyRules::default();
+    match file.policy.unparseable_sql.as_deref() {
+        None | Some("open") => {}
+        Some("closed") => out.unparseable = Unparseable::Closed,
+        Some(other) => {
+            return Err(at(
+                "policy.unparseable_sql".into(),
+                format!("`{other}` is not a choice"),
+                "use \"open\" or \"closed\"",
+            ));
+        }
+    }
+    if let Some(groups) = &file.policy.unparseable_closed_groups {
+        out.unparseable_closed_groups = groups.clone();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in file.deny.iter().enumerate() {
+        let key = |field: &str| format!("deny[{i}].{field}");
+        let name = d.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+            at(
+                key("name"),
+                "is missing".into(),
+                "give every rule a name; it is recorded with each statement it blocks",
+            )
+        })?;
+        if !seen.insert(name.clone()) {
+            return Err(at(
+                key("name"),
+                format!("`{name}` is used twice"),
+                "give every rule its own name",
+            ));
+        }
+        let mut kinds = Vec::new();
+        for k in &d.kinds {
+            kinds.push(StatementKind::parse(k).ok_or_else(|| {
+                at(
+                    key("kinds"),
+                    format!("`{k}` is not a statement kind"),
+                    "use drop, truncate, alter_role, grant, copy_program, delete_without_where or update_without_where",
+                )
+            })?);
+        }
+        let pattern = match &d.pattern {
+            None => None,
+            Some(p) => Some(Pattern::new(p).map_err(|e| {
+                at(
+                    key("pattern"),
+                    format!("is not a regular expression: {e}"),
+                    "fix the pattern (Rust regex syntax)",
+                )
+            })?),
+        };
+        if kinds.is_empty() && pattern.is_none() && d.tables.is_empty() {
+            return Err(at(
+                key("kinds"),
+                "the rule matches nothing".into(),
+                "set kinds, pattern or tables",
+            ));
+        }
+        if let Some(c) = d.connections.iter().find(|c| !connections.contains(*c)) {
+            return Err(at(
+                key("connections"),
+                format!("`{c}` is not a declared connection"),
+                "use the name of a [[connections]] entry",
+            ));
+        }
+        out.rules.push(Arc::new(DenyRule {
+            message: d.message.clone().unwrap_or_else(|| {
+                format!("tapline policy `{name}` does not allow this statement")
+            }),
+            name,
+            kinds,
+            pattern,
+            tables: (!d.tables.is_empty()).then(|| TableList::new(&d.tables)),
+            connections: d.connections.clone(),
+            groups: d.groups.clone(),
+        }));
+    }
+    Ok(out)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -562,40 +752,59 @@ fn validate_connection(
         verifiers.insert(user.clone(), v);
     }
     let loopback = listen.ip().is_loopback();
-    let client_auth = match c.client_auth.as_deref() {
-        Some("trust") if !loopback => {
+    let client_auth = match (c.client_auth.as_deref(), &c.oidc) {
+        (Some("oidc") | None, Some(section)) => {
+            ClientAuth::Oidc(Arc::new(OidcValidator::new(oidc_settings(section, &at)?)))
+        }
+        (Some("oidc"), None) => {
             return Err(at(
-                "client_auth",
-                format!("`trust` is refused because {listen} is not a loopback address"),
-                "listen on 127.0.0.1 or ::1, or use client_auth = \"secret\" with [connections.users]",
+                "oidc",
+                "is missing but client_auth is \"oidc\"".into(),
+                "add a [connections.oidc] table with issuer, audience and jwks",
             ));
         }
-        Some("trust") => ClientAuth::Trust,
-        Some("secret") | None if !verifiers.is_empty() => ClientAuth::Secrets(verifiers),
-        Some("secret") => {
+        (Some(other), Some(_)) => {
             return Err(at(
-                "users",
-                "is empty but client_auth is \"secret\"".into(),
-                "add `USER = \"SCRAM-SHA-256$…\"` entries made with `tapline hash-secret`",
+                "oidc",
+                format!("is set but client_auth is \"{other}\""),
+                "set client_auth = \"oidc\" or remove [connections.oidc]",
             ));
         }
-        None if loopback => ClientAuth::Trust,
-        None => {
-            return Err(at(
-                "users",
-                format!(
-                    "is empty, and {listen} is not a loopback address, so clients cannot be trusted"
-                ),
-                "add per-user secrets made with `tapline hash-secret` ([connections.users] in a --config file), or listen on 127.0.0.1",
-            ));
-        }
-        Some(other) => {
-            return Err(at(
-                "client_auth",
-                format!("`{other}` is not a client authentication method"),
-                "use \"trust\" (loopback only) or \"secret\"",
-            ));
-        }
+        (method, None) => match method {
+            Some("trust") if !loopback => {
+                return Err(at(
+                    "client_auth",
+                    format!("`trust` is refused because {listen} is not a loopback address"),
+                    "listen on 127.0.0.1 or ::1, or use client_auth = \"secret\" with [connections.users]",
+                ));
+            }
+            Some("trust") => ClientAuth::Trust,
+            Some("secret") | None if !verifiers.is_empty() => ClientAuth::Secrets(verifiers),
+            Some("secret") => {
+                return Err(at(
+                    "users",
+                    "is empty but client_auth is \"secret\"".into(),
+                    "add `USER = \"SCRAM-SHA-256$…\"` entries made with `tapline hash-secret`",
+                ));
+            }
+            None if loopback => ClientAuth::Trust,
+            None => {
+                return Err(at(
+                    "users",
+                    format!(
+                        "is empty, and {listen} is not a loopback address, so clients cannot be trusted"
+                    ),
+                    "add per-user secrets made with `tapline hash-secret` ([connections.users] in a --config file), or listen on 127.0.0.1",
+                ));
+            }
+            Some(other) => {
+                return Err(at(
+                    "client_auth",
+                    format!("`{other}` is not a client authentication method"),
+                    "use \"trust\" (loopback only), \"secret\" or \"oidc\"",
+                ));
+            }
+        },
     };
     let durability = match c.durability.as_deref() {
         None => default_durability,
@@ -614,7 +823,71 @@ fn validate_connection(
         upstream,
         upstream_password,
         client_auth,
+        allowed_groups: c.allowed_groups.clone(),
         durability,
+    })
+}
+
+/// Validates `[connections.oidc]`.
+fn oidc_settings(
+    s: &OidcSection,
+    at: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<OidcSettings, ConfigError> {
+    let issuer = s.issuer.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
+        at(
+            "oidc.issuer",
+            "is missing".into(),
+            "set it to the exact `iss` of your identity provider's tokens",
+        )
+    })?;
+    let audiences = s
+        .audience
+        .clone()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        return Err(at(
+            "oidc.audience",
+            "is missing".into(),
+            "set it to the audience (client id or API URI) your tokens are issued for",
+        ));
+    }
+    let jwks_text = s.jwks.as_deref().ok_or_else(|| {
+        at(
+            "oidc.jwks",
+            "is missing".into(),
+            "set it to the issuer's JWKS URL (https://…) or a file holding it",
+        )
+    })?;
+    let jwks = JwksSource::parse(jwks_text)
+        .map_err(|problem| at("oidc.jwks", problem, "use an https URL or a file path"))?;
+    let user_claim = match s.user_claim.as_deref() {
+        None => UserClaim::Sub,
+        Some(c) => UserClaim::parse(c).ok_or_else(|| {
+            at(
+                "oidc.user_claim",
+                format!("`{c}` is not a user claim tapline reads"),
+                "use sub, preferred_username, upn or appid",
+            )
+        })?,
+    };
+    let clock_skew = match s.clock_skew.as_deref() {
+        None => crate::identity::oidc::DEFAULT_CLOCK_SKEW,
+        Some(t) => parse_duration(t).map_err(|e| {
+            at(
+                "oidc.clock_skew",
+                format!("`{t}` is not a duration ({e})"),
+                "write it like \"60s\"",
+            )
+        })?,
+    };
+    Ok(OidcSettings {
+        issuer,
+        audiences,
+        jwks,
+        user_claim,
+        groups_claim: s.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+        clock_skew,
     })
 }
 
@@ -691,9 +964,38 @@ mod tests {
             ConfigFile {
                 gateway: GatewaySection::default(),
                 connections: vec![c],
+                ..Default::default()
             },
             &Origin::File("t.toml".into()),
         )
+    }
+
+    #[test]
+    fn deny_rules_are_checked_up_front() {
+        let parse = |body: &str| {
+            let text = format!(
+                "[[connections]]\nname = \"orders\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://u@127.0.0.1:5432/db\"\n{body}"
+            );
+            let file: ConfigFile = toml::from_str(&text).unwrap();
+            GatewayConfig::validate(file, &Origin::File("t.toml".into()))
+        };
+        let ok =
+            parse("[[deny]]\nname = \"no-drop\"\nkinds = [\"drop\"]\nconnections = [\"orders\"]\n")
+                .unwrap();
+        assert_eq!(ok.deny.rules.len(), 1);
+        assert!(ok.deny.rules[0].message.contains("no-drop"));
+        let err = parse("[[deny]]\nname = \"x\"\nkinds = [\"dorp\"]\n").unwrap_err();
+        assert_eq!(err.key, "deny[0].kinds");
+        assert!(err.problem.contains("`dorp`"), "{err}");
+        let err = parse("[[deny]]\nname = \"x\"\n").unwrap_err();
+        assert!(err.problem.contains("matches nothing"), "{err}");
+        let err = parse("[[deny]]\nname = \"x\"\npattern = \"(\"\n").unwrap_err();
+        assert_eq!(err.key, "deny[0].pattern");
+        let err = parse("[[deny]]\nname = \"x\"\nkinds = [\"drop\"]\nconnections = [\"nope\"]\n")
+            .unwrap_err();
+        assert!(err.problem.contains("`nope`"), "{err}");
+        let err = parse("[policy]\nunparseable_sql = \"maybe\"\n").unwrap_err();
+        assert_eq!(err.key, "policy.unparseable_sql");
     }
 
     #[test]
@@ -745,6 +1047,7 @@ mod tests {
                 ConfigFile {
                     gateway,
                     connections: vec![c],
+                    ..Default::default()
                 },
                 &Origin::File("t.toml".into()),
             )
@@ -799,6 +1102,7 @@ mod tests {
             ConfigFile {
                 gateway: GatewaySection::default(),
                 connections: vec![conn("0.0.0.0:6432")],
+                ..Default::default()
             },
             &Origin::Flags,
         )

@@ -89,6 +89,29 @@ impl Gateway {
             max_message_bytes: self.config.max_message_bytes,
             max_recorded_result_bytes: self.config.max_recorded_result_bytes,
         };
+        for (conn, _) in &self.listeners {
+            if let crate::config::ClientAuth::Oidc(v) = &conn.client_auth {
+                match v.preload().await {
+                    Ok(n) => {
+                        tracing::info!(connection = %conn.name, jwks = %v.settings().jwks, keys = n, "issuer keys loaded")
+                    }
+                    Err(e) if matches!(v.settings().jwks, crate::identity::JwksSource::File(_)) => {
+                        return Err(crate::config::ConfigError {
+                            source_name: "configuration".into(),
+                            key: format!("connections.{}.oidc.jwks", conn.name),
+                            problem: e,
+                            fix: "point jwks at the issuer's key set (a JSON file or an https URL)"
+                                .into(),
+                        }
+                        .into());
+                    }
+                    // The issuer may be briefly unreachable; keys load on the first token.
+                    Err(e) => {
+                        tracing::warn!(connection = %conn.name, error = %e, "issuer keys not loaded yet")
+                    }
+                }
+            }
+        }
         let mut accept_tasks = Vec::new();
         for (conn, listener) in self.listeners {
             let ctx = Arc::new(TapContext {
@@ -97,6 +120,7 @@ impl Gateway {
                 limits,
                 shutdown: shutdown.clone(),
                 postgres: postgres.clone(),
+                deny: self.config.deny.clone(),
             });
             let alive = alive_tx.clone();
             let live = live.clone();
@@ -108,6 +132,7 @@ impl Gateway {
                 client_auth = match conn.client_auth {
                     crate::config::ClientAuth::Trust => "trust (loopback only: anyone who can reach this port is let in under the user name they give)",
                     crate::config::ClientAuth::Secrets(_) => "per-user secrets (SCRAM-SHA-256)",
+                    crate::config::ClientAuth::Oidc(_) => "OIDC tokens as passwords",
                 },
                 "listening"
             );

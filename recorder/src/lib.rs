@@ -8,6 +8,8 @@
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod identity;
+pub mod policy;
 pub mod protocol;
 pub mod scram;
 pub mod shutdown;

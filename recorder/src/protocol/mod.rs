@@ -25,6 +25,8 @@ pub struct TapContext {
     pub limits: Limits,
     pub shutdown: Shutdown,
     pub postgres: Arc<postgres::Shared>,
+    /// The gateway's deny rules; each session picks those that apply to it.
+    pub deny: Arc<crate::policy::guard::DenyRules>,
 }
 
 /// Serves one accepted socket with the tap of the connection's protocol.

@@ -158,22 +158,36 @@ pub async fn run(
     let mut be = BackendState::default();
     loop {
         let mut pos = 0;
+        // The client's errors for refused statements are spliced in where they fall:
+        // before the first upstream message that answers something sent after them,
+        // or at the end once everything sent before them is answered.
+        let mut spliced: Option<BytesMut> = None;
+        let mut copied = 0;
+        // Held from handling to writing, so the frontend pump cannot answer a refused
+        // statement in between (see `frontend_pump`).
+        let mut writer = state.client_writer.lock().await;
         while let Some(len) = peek_message_len(&buf[pos..], SERVER_MESSAGE_LIMIT)? {
+            splice_refusals(&state, &buf, pos, &mut copied, &mut spliced)?;
             be.handle(&state, &buf[pos..pos + len])?;
             pos += len;
         }
-        if pos > 0 {
+        splice_refusals(&state, &buf, pos, &mut copied, &mut spliced)?;
+        if pos > 0 || spliced.is_some() {
             state.wait_durable().await?;
-            state
-                .client_writer
-                .lock()
-                .await
-                .write_all(&buf[..pos])
-                .await?;
+            match spliced {
+                Some(mut out) => {
+                    out.extend_from_slice(&buf[copied..pos]);
+                    writer.write_all(&out).await?;
+                }
+                None => writer.write_all(&buf[..pos]).await?,
+            }
             buf.advance(pos);
         }
+        drop(writer);
         let n = tokio::select! {
-            r = server.read_buf(&mut buf) => r?,
+            // Shutdown first: the frontend closes the upstream on shutdown too, and
+            // that close must not be mistaken for the upstream leaving on its own.
+            biased;
             _ = shutdown.reached(Phase::Terminating) => {
                 let msg = gateway_error(
                     "FATAL",
@@ -184,12 +198,63 @@ pub async fn run(
                 let _ = state.client_writer.lock().await.write_all(&msg).await;
                 return Ok(BackendEnd::Shutdown);
             }
+            r = server.read_buf(&mut buf) => r?,
         };
         if n == 0 {
             return Ok(BackendEnd::Closed);
         }
         state.add_bytes_from_server(n);
     }
+}
+
+/// Moves the refused statements now at the head of the pipeline into `spliced`
+/// (after the upstream bytes up to `pos`), recording the error each one got.
+fn splice_refusals(
+    state: &SessionState,
+    buf: &[u8],
+    pos: usize,
+    copied: &mut usize,
+    spliced: &mut Option<BytesMut>,
+) -> Result<(), TapError> {
+    if !state.pipeline.has_blocked() {
+        return Ok(());
+    }
+    let refused = state.pipeline.pop_blocked();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let out = spliced.get_or_insert_with(BytesMut::new);
+    out.extend_from_slice(&buf[*copied..pos]);
+    *copied = pos;
+    for p in refused {
+        if let Pending::Blocked {
+            command,
+            error,
+            text,
+        } = p
+        {
+            out.extend_from_slice(&error);
+            record_refusal(state, command, error, text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records the error a refused statement got, as its completion.
+pub fn record_refusal(
+    state: &SessionState,
+    command: String,
+    error: bytes::Bytes,
+    text: String,
+) -> Result<(), TapError> {
+    state.record(
+        EventDraft::new(Direction::Gateway, Kind::Error)
+            .command(command)
+            .status(Status::Blocked)
+            .row_count(0)
+            .payload(error)
+            .text(text),
+    )
 }
 
 impl BackendState {
@@ -455,6 +520,17 @@ impl BackendState {
             draft.command = None;
         }
         state.record(draft)?;
+        for p in &skipped {
+            if let Pending::Blocked { command, .. } = p {
+                state.record(
+                    EventDraft::new(Direction::Gateway, Kind::Error)
+                        .command(command.clone())
+                        .status(Status::Blocked)
+                        .row_count(0)
+                        .text("refused by tapline policy; the server skipped this part of the pipeline anyway, after an earlier command failed"),
+                )?;
+            }
+        }
         for (command, _) in executes {
             state.record(
                 EventDraft::new(Direction::Gateway, Kind::Error)

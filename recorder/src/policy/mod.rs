@@ -1,0 +1,9 @@
+//! What the gateway enforces in the data path. Each decision is recorded as part of
+//! the session, so an investigator sees what was asked and what the gateway did.
+//!
+//! - `guard`: deny rules (statement kind, pattern, table list), scoped per connection
+//!   and group, checked before a statement reaches the upstream;
+//! - `mask`: value detectors and masking strategies, applied in process.
+
+pub mod guard;
+pub mod mask;
