@@ -45,6 +45,8 @@ fn meta(i: usize) -> SessionMeta {
         application_name: None,
         upstream: "postgres://bench@127.0.0.1:5432/bench".into(),
         start_ns: tapline_store::event::now_ns(),
+        issuer: None,
+        token_id: None,
     }
 }
 

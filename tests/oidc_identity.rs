@@ -251,7 +251,7 @@ fn tokens_are_checked_and_the_identity_is_recorded() {
     // The identity is stored with the session.
     let sessions = query_json(
         gw.archive(),
-        "SELECT \"user\", groups FROM sessions WHERE end_reason <> 'auth_failed' ORDER BY start_ts",
+        "SELECT \"user\", groups, issuer, token_id FROM sessions WHERE end_reason <> 'auth_failed' ORDER BY start_ts",
     );
     let users: Vec<_> = sessions
         .iter()
@@ -259,6 +259,11 @@ fn tokens_are_checked_and_the_identity_is_recorded() {
         .collect();
     assert_eq!(users, ["alice", "agent-7", "bob", "alice"]);
     assert_eq!(sessions[0]["groups"], json!(["dba", "staff"]));
+    assert_eq!(
+        sessions[0]["issuer"], ISSUER,
+        "the issuer is stored with the session"
+    );
+    assert_eq!(sessions[0]["token_id"], "jti-alice");
     let auth = query_json(
         gw.archive(),
         "SELECT \"user\", status, text FROM events WHERE kind = 'auth' ORDER BY ts",

@@ -28,7 +28,7 @@ SELECT session_id, gateway_id, connection, protocol, "user", groups, client_addr
        CASE WHEN end_ts IS NULL THEN 'live' ELSE 'ended' END AS state,
        last_seq, events, commands, errors, blocked, masked_values,
        bytes_from_client, bytes_from_server, end_reason, head_hash, seal_signature,
-       signing_key_id, sealed_at, date
+       signing_key_id, sealed_at, issuer, token_id, date
 FROM (
   SELECT *, row_number() OVER (
     PARTITION BY session_id

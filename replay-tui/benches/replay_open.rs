@@ -53,6 +53,8 @@ fn meta(id: &str, connection: &str, user: &str) -> SessionMeta {
         application_name: None,
         upstream: "postgres://u@127.0.0.1:5432".into(),
         start_ns: tapline_store::event::now_ns(),
+        issuer: None,
+        token_id: None,
     }
 }
 

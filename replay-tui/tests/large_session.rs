@@ -44,6 +44,8 @@ async fn a_million_event_session_opens_and_seeks_in_bounded_memory() {
         application_name: None,
         upstream: "postgres://u@127.0.0.1:5432".into(),
         start_ns: tapline_store::event::now_ns(),
+        issuer: None,
+        token_id: None,
     };
     let mut rec = writer
         .handle()
@@ -156,6 +158,8 @@ async fn the_browser_index_lists_sorts_and_filters_sessions() {
             application_name: None,
             upstream: "postgres://u@127.0.0.1:5432".into(),
             start_ns: tapline_store::event::now_ns() + n as i64,
+            issuer: None,
+            token_id: None,
         };
         let mut rec = writer
             .handle()

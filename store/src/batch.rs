@@ -132,6 +132,8 @@ pub fn sessions_to_batch(rows: &[SessionSummary]) -> Result<RecordBatch, StoreEr
         texts(rows.iter().map(|r| r.seal.key_id.0.as_str())),
         timestamps(rows.iter().map(|r| Some(r.sealed_at_ns))),
         texts(rows.iter().map(|r| r.seal_kind.as_str())),
+        opt_texts(rows.iter().map(|r| r.meta.issuer.as_deref())),
+        opt_texts(rows.iter().map(|r| r.meta.token_id.as_deref())),
     ];
     RecordBatch::try_new(sessions_schema(), columns)
         .map_err(|e| StoreError::segment("sessions batch", e))

@@ -71,6 +71,8 @@ static SESSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("signing_key_id", DataType::Utf8, false),
         Field::new("sealed_at", timestamp_type(), false),
         Field::new("seal_kind", DataType::Utf8, false),
+        Field::new("issuer", DataType::Utf8, true),
+        Field::new("token_id", DataType::Utf8, true),
     ]))
 });
 

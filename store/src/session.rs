@@ -16,6 +16,11 @@ pub struct SessionMeta {
     pub database: Option<String>,
     pub application_name: Option<String>,
     pub upstream: String,
+    /// The issuer of the OIDC token the caller signed in with (`None` otherwise).
+    pub issuer: Option<String>,
+    /// The token's id (`jti`, `uti`, or a fingerprint), to match the issuer's
+    /// sign-in logs.
+    pub token_id: Option<String>,
     pub start_ns: i64,
 }
 

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use std::path::Path;
 
 /// Marks a tapline spool file, followed by the layout version and reserved bytes.
-pub const HEADER: [u8; 16] = *b"TAPSPOOL\x01\0\0\0\0\0\0\0";
+pub const HEADER: [u8; 16] = *b"TAPSPOOL\x02\0\0\0\0\0\0\0";
 
 /// Bytes of framing in front of every record body.
 pub const FRAME_OVERHEAD: usize = 8;

@@ -214,6 +214,8 @@ fn put_meta(w: &mut Encoder, m: &SessionMeta) {
     w.opt_str(m.application_name.as_deref());
     w.str(&m.upstream);
     w.i64(m.start_ns);
+    w.opt_str(m.issuer.as_deref());
+    w.opt_str(m.token_id.as_deref());
 }
 
 fn get_meta(r: &mut Decoder<'_>) -> Result<SessionMeta, DecodeError> {
@@ -229,6 +231,8 @@ fn get_meta(r: &mut Decoder<'_>) -> Result<SessionMeta, DecodeError> {
         application_name: r.opt_string("application_name")?,
         upstream: r.string("upstream")?,
         start_ns: r.i64("start_ns")?,
+        issuer: r.opt_string("issuer")?,
+        token_id: r.opt_string("token_id")?,
     })
 }
 
@@ -299,6 +303,8 @@ mod tests {
             application_name: None,
             upstream: "postgres://db".into(),
             start_ns: 42,
+            issuer: Some("https://login.example.test/t/v2.0".into()),
+            token_id: Some("jti-42".into()),
         }
     }
 
@@ -336,6 +342,8 @@ mod tests {
         assert_eq!(back.session_id, m.session_id);
         assert_eq!(back.groups, m.groups);
         assert_eq!(back.database, m.database);
+        assert_eq!(back.issuer, m.issuer);
+        assert_eq!(back.token_id, m.token_id);
 
         let state = SessionState {
             meta: m.clone(),

@@ -105,6 +105,8 @@ mod tests {
             application_name: None,
             upstream: "postgres://u@h:5432".into(),
             start_ns: 1_700_000_000_000_000_000,
+            issuer: None,
+            token_id: None,
         }
     }
 
