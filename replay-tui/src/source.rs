@@ -237,6 +237,8 @@ impl ArchiveSource {
                     ts_ns: c.i64("ts", i).unwrap_or_default(),
                     kind,
                     label,
+                    // A command runs until its completion says how it ended; a held
+                    // or blocked one shows that until then.
                     status: if is_query && status == Status::Ok {
                         None
                     } else {
@@ -246,7 +248,10 @@ impl ArchiveSource {
                     result_seq: None,
                     masked,
                 });
-                if is_query && status == Status::Ok {
+                // Every command has exactly one completion (a refused or held one too:
+                // its error, or the result once approved), so every command waits in
+                // line for its own.
+                if is_query {
                     pending.push_back(steps.len() - 1);
                 }
             }
