@@ -25,6 +25,9 @@ enum Command {
     Verify(cli::verify::VerifyArgs),
     Keygen(cli::keygen::KeygenArgs),
     HashSecret(cli::hash_secret::HashSecretArgs),
+    Approvals(cli::approvals::ApprovalsArgs),
+    Approve(cli::approvals::ApproveArgs),
+    Deny(cli::approvals::DenyArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,9 @@ fn main() -> ExitCode {
             Command::Verify(a) => cli::verify::run(a).await,
             Command::Keygen(a) => cli::keygen::run(a),
             Command::HashSecret(a) => cli::hash_secret::run(a),
+            Command::Approvals(a) => cli::approvals::list(a).await,
+            Command::Approve(a) => cli::approvals::approve(a).await,
+            Command::Deny(a) => cli::approvals::deny(a).await,
         }
     });
     match result {

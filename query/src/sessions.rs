@@ -94,7 +94,7 @@ impl SessionFilter {
     pub fn listing_sql(&self) -> String {
         format!(
             "SELECT session_id, start_ts, end_ts, \"user\", connection, client_addr, database, \
-             commands, errors, events, bytes_from_client, bytes_from_server, state, end_reason \
+             commands, errors, blocked, masked_values, events, bytes_from_client, bytes_from_server, state, end_reason \
              FROM sessions {} ORDER BY start_ts, session_id",
             self.where_clause()
         )

@@ -4,11 +4,12 @@
 //! Every problem is reported with where it is (the file and key, or the flag), what is
 //! wrong and what to do, before the gateway accepts a single connection.
 
+use crate::approvals::config::{ApprovalsConfig, ApprovalsSection, ApproveSection, approvals};
 use crate::identity::{JwksSource, OidcSettings, OidcValidator, UserClaim};
-use crate::policy::guard::pattern::Pattern;
-use crate::policy::guard::statement_kind::StatementKind;
-use crate::policy::guard::table_list::TableList;
-use crate::policy::guard::{DenyRule, DenyRules, Unparseable};
+use crate::policy::guard::compile::compile_rule;
+use crate::policy::guard::{DenyRules, Unparseable};
+use crate::policy::mask::config::{MaskSection, MaskingSection, mask_rules};
+use crate::policy::mask::rules::MaskRules;
 use crate::scram::ScramVerifier;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +45,18 @@ pub struct ConfigFile {
     /// `[[deny]]`: statements the gateway refuses.
     #[serde(default)]
     pub deny: Vec<DenySection>,
+    /// `[masking]`: the key of the `hash` strategy.
+    #[serde(default)]
+    pub masking: MaskingSection,
+    /// `[[mask]]`: what the gateway masks in results.
+    #[serde(default)]
+    pub mask: Vec<MaskSection>,
+    /// `[approvals]`: the admin API approvers decide holds over.
+    #[serde(default)]
+    pub approvals: ApprovalsSection,
+    /// `[[approve]]`: statements held until a person approves them.
+    #[serde(default)]
+    pub approve: Vec<ApproveSection>,
 }
 
 /// `[policy]`.
@@ -321,6 +334,10 @@ pub struct GatewayConfig {
     pub connections: Vec<ConnectionConfig>,
     /// Every deny rule, with the unparseable-SQL setting.
     pub deny: Arc<DenyRules>,
+    /// Every masking rule, with the key of the `hash` strategy.
+    pub masking: Arc<MaskRules>,
+    /// Approval rules and the admin API.
+    pub approvals: ApprovalsConfig,
 }
 
 /// The spool folder used when neither `--spool` nor the config names one.
@@ -554,6 +571,29 @@ impl GatewayConfig {
             segment_max_bytes,
             drain_timeout,
             deny: Arc::new(deny_rules(&file, origin, &names)?),
+            approvals: approvals(&file.approvals, &file.approve, &names, |o| {
+                let at = |key: &str, problem: String, fix: &str| ConfigError {
+                    source_name: origin.name(),
+                    key: format!("approvals.{key}"),
+                    problem,
+                    fix: fix.to_string(),
+                };
+                oidc_settings(o, &at).map_err(|e| (e.key, e.problem, e.fix))
+            })
+            .map_err(|(key, problem, fix)| ConfigError {
+                source_name: origin.name(),
+                key,
+                problem,
+                fix,
+            })?,
+            masking: Arc::new(mask_rules(&file.masking, &file.mask, &names).map_err(
+                |(key, problem, fix)| ConfigError {
+                    source_name: origin.name(),
+                    key,
+                    problem,
+                    fix,
+                },
+            )?),
             connections,
         })
     }
@@ -588,66 +628,22 @@ fn deny_rules(
     }
     let mut seen = std::collections::HashSet::new();
     for (i, d) in file.deny.iter().enumerate() {
-        let key = |field: &str| format!("deny[{i}].{field}");
-        let name = d.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
-            at(
-                key("name"),
-                "is missing".into(),
-                "give every rule a name; it is recorded with each statement it blocks",
-            )
-        })?;
-        if !seen.insert(name.clone()) {
+        let rule = compile_rule(d, &format!("deny[{i}]"), connections).map_err(
+            |(key, problem, fix)| ConfigError {
+                source_name: origin.name(),
+                key,
+                problem,
+                fix,
+            },
+        )?;
+        if !seen.insert(rule.name.clone()) {
             return Err(at(
-                key("name"),
-                format!("`{name}` is used twice"),
+                format!("deny[{i}].name"),
+                format!("`{}` is used twice", rule.name),
                 "give every rule its own name",
             ));
         }
-        let mut kinds = Vec::new();
-        for k in &d.kinds {
-            kinds.push(StatementKind::parse(k).ok_or_else(|| {
-                at(
-                    key("kinds"),
-                    format!("`{k}` is not a statement kind"),
-                    "use drop, truncate, alter_role, grant, copy_program, delete_without_where or update_without_where",
-                )
-            })?);
-        }
-        let pattern = match &d.pattern {
-            None => None,
-            Some(p) => Some(Pattern::new(p).map_err(|e| {
-                at(
-                    key("pattern"),
-                    format!("is not a regular expression: {e}"),
-                    "fix the pattern (Rust regex syntax)",
-                )
-            })?),
-        };
-        if kinds.is_empty() && pattern.is_none() && d.tables.is_empty() {
-            return Err(at(
-                key("kinds"),
-                "the rule matches nothing".into(),
-                "set kinds, pattern or tables",
-            ));
-        }
-        if let Some(c) = d.connections.iter().find(|c| !connections.contains(*c)) {
-            return Err(at(
-                key("connections"),
-                format!("`{c}` is not a declared connection"),
-                "use the name of a [[connections]] entry",
-            ));
-        }
-        out.rules.push(Arc::new(DenyRule {
-            message: d.message.clone().unwrap_or_else(|| {
-                format!("tapline policy `{name}` does not allow this statement")
-            }),
-            name,
-            kinds,
-            pattern,
-            tables: (!d.tables.is_empty()).then(|| TableList::new(&d.tables)),
-            connections: d.connections.clone(),
-            groups: d.groups.clone(),
-        }));
+        out.rules.push(Arc::new(rule));
     }
     Ok(out)
 }

@@ -5,8 +5,11 @@
 //! closed listener), let live sessions finish for `shutdown_grace`, then tell the rest
 //! to close; finally the writer rolls its last segment and seals every session.
 
+use crate::approvals::admin_api;
+use crate::approvals::registry::Holds;
 use crate::config::GatewayConfig;
 use crate::error::RecorderError;
+use crate::policy::mask::rules::MaskRules;
 use crate::protocol::{self, Limits, TapContext};
 use crate::shutdown::{self, Phase};
 use std::future::Future;
@@ -30,6 +33,8 @@ pub struct RunSummary {
 pub struct Gateway {
     config: GatewayConfig,
     listeners: Vec<(Arc<crate::config::ConnectionConfig>, TcpListener)>,
+    /// The admin API's listener and TLS, when approvals are configured.
+    admin: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
     writer: ArchiveWriter,
 }
 
@@ -37,10 +42,19 @@ impl Gateway {
     /// Binds every listener and starts the archive writer. Fails before serving
     /// anything if a port is taken or the archive cannot be written.
     pub async fn bind(
-        config: GatewayConfig,
+        mut config: GatewayConfig,
         archive: Archive,
         key: GatewayKey,
     ) -> Result<Self, RecorderError> {
+        if !config.masking.has_hash_key() {
+            // No key configured: hash tokens stay stable for as long as this gateway
+            // keeps its signing key.
+            let rules = config.masking.rules.clone();
+            config.masking = Arc::new(MaskRules::new(
+                rules,
+                key.derive_key("tapline mask hash key v1"),
+            ));
+        }
         let mut listeners = Vec::new();
         for c in &config.connections {
             let listener =
@@ -53,6 +67,31 @@ impl Gateway {
                     })?;
             listeners.push((Arc::new(c.clone()), listener));
         }
+        let admin = match &config.approvals.admin {
+            None => None,
+            Some(a) => {
+                let tls = match &a.tls {
+                    None => None,
+                    Some((cert, key)) => Some(admin_api::tls_acceptor(cert, key).map_err(|problem| {
+                        crate::config::ConfigError {
+                            source_name: "configuration".into(),
+                            key: "approvals.tls_cert".into(),
+                            problem,
+                            fix: "point tls_cert and tls_key at a PEM certificate chain and its private key".into(),
+                        }
+                    })?),
+                };
+                let listener =
+                    TcpListener::bind(a.listen)
+                        .await
+                        .map_err(|source| RecorderError::Bind {
+                            connection: "approvals admin API".into(),
+                            addr: a.listen,
+                            source,
+                        })?;
+                Some((listener, tls))
+            }
+        };
         let writer = ArchiveWriter::start(
             archive,
             key,
@@ -67,6 +106,7 @@ impl Gateway {
         Ok(Gateway {
             config,
             listeners,
+            admin,
             writer,
         })
     }
@@ -112,6 +152,22 @@ impl Gateway {
                 }
             }
         }
+        let holds = Holds::default();
+        let admin_task = match (self.admin, &self.config.approvals.admin) {
+            (Some((listener, tls)), Some(cfg)) => {
+                tracing::info!(listen = %cfg.listen, tls = tls.is_some(), "approvals admin API listening");
+                let api = admin_api::AdminApi {
+                    holds: holds.clone(),
+                    auth: cfg.auth.clone(),
+                };
+                let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(admin_api::serve(api, listener, tls, async move {
+                    let _ = stop_rx.await;
+                }));
+                Some((stop_tx, task))
+            }
+            _ => None,
+        };
         let mut accept_tasks = Vec::new();
         for (conn, listener) in self.listeners {
             let ctx = Arc::new(TapContext {
@@ -121,6 +177,9 @@ impl Gateway {
                 shutdown: shutdown.clone(),
                 postgres: postgres.clone(),
                 deny: self.config.deny.clone(),
+                masking: self.config.masking.clone(),
+                approvals: self.config.approvals.rules.clone(),
+                holds: holds.clone(),
             });
             let alive = alive_tx.clone();
             let live = live.clone();
@@ -177,8 +236,14 @@ impl Gateway {
         {
             sessions_cut = live.load(Ordering::SeqCst);
             tracing::info!("grace period over: closing the remaining sessions");
+            // Held statements are refused, so their sessions can end.
+            holds.cancel_all();
             trigger.set(Phase::Terminating);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), alive_rx.recv()).await;
+        }
+        if let Some((stop_tx, task)) = admin_task {
+            let _ = stop_tx.send(());
+            let _ = task.await;
         }
         let stats = self.writer.shutdown().await?;
         tracing::info!(

@@ -5,6 +5,7 @@
 //! archive writer of `tapline-store`. Protocol taps live under [`protocol`]; nothing
 //! outside that folder knows a wire format.
 
+pub mod approvals;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -23,7 +23,12 @@ pub enum ResultView {
 /// Whether a cell holds a value the gateway masked (the masking strategies write
 /// `[redacted]`, `[masked …]`, or keep the last characters after `***`).
 pub fn is_masked_value(v: &str) -> bool {
-    v == "[redacted]" || v.starts_with("[masked") || v.starts_with("***")
+    v == "[redacted]" || v.starts_with("[masked") || v.starts_with("***") || is_hash_token(v)
+}
+
+/// A `hash` strategy token: `h:` and 16 hex digits.
+fn is_hash_token(v: &str) -> bool {
+    v.len() == 18 && v.starts_with("h:") && v[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl ResultView {
@@ -62,9 +67,14 @@ impl ResultView {
         {
             return ResultView::Lines(text.lines().map(str::to_string).collect());
         }
+        // Entries read `rule/column:table.column=n` or `rule/binary_nulled:column=n`.
         let masked_names: Vec<&str> = masked
             .iter()
-            .filter_map(|m| m.strip_prefix("column:"))
+            .filter_map(|m| {
+                m.split_once("column:")
+                    .or_else(|| m.split_once("binary_nulled:"))
+                    .map(|(_, rest)| rest)
+            })
             .map(|m| m.rsplit_once('=').map_or(m, |(n, _)| n))
             .map(|m| m.rsplit_once('.').map_or(m, |(_, c)| c))
             .collect();
@@ -139,7 +149,7 @@ mod tests {
         let v = ResultView::from_event(
             "result",
             Some("id\temail\n1\t[redacted]\n2\tb@x"),
-            &["column:email=2".into()],
+            &["pii/column:customers.email=2".into()],
         );
         let ResultView::Table {
             columns,
@@ -153,6 +163,8 @@ mod tests {
         assert_eq!(columns, vec!["id", "email"]);
         assert_eq!(rows.len(), 2);
         assert_eq!(masked_columns, vec![false, true]);
+        assert!(is_masked_value("h:0123456789abcdef"), "hash tokens");
+        assert!(!is_masked_value("h:not-a-token"));
         let e = ResultView::from_event(
             "error",
             Some("42P01 ERROR: relation \"x\" does not exist"),

@@ -1,5 +1,6 @@
 //! Glue between clap arguments and the library crates, one file per subcommand.
 
+pub mod approvals;
 pub mod archive;
 pub mod gateway;
 pub mod hash_secret;

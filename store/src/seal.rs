@@ -69,6 +69,13 @@ impl std::fmt::Debug for GatewayKey {
 }
 
 impl GatewayKey {
+    /// A 32-byte key for another purpose (e.g. masking's keyed hash), derived from
+    /// the signing key under `context`: stable for as long as the gateway keeps its
+    /// key, and telling nothing about the signing key itself.
+    pub fn derive_key(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, self.signing.to_bytes().as_ref())
+    }
+
     /// A fresh random key.
     pub fn generate() -> Self {
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod azurite;
 pub mod gateway;
 pub mod oidc;
+pub mod parquet_dump;
 pub mod postgres;
 
 use std::net::TcpListener;

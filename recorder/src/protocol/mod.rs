@@ -27,6 +27,12 @@ pub struct TapContext {
     pub postgres: Arc<postgres::Shared>,
     /// The gateway's deny rules; each session picks those that apply to it.
     pub deny: Arc<crate::policy::guard::DenyRules>,
+    /// The gateway's masking rules; each session picks those that apply to it.
+    pub masking: Arc<crate::policy::mask::rules::MaskRules>,
+    /// The gateway's approval rules; each session picks those that apply to it.
+    pub approvals: Arc<crate::approvals::rules::ApprovalRules>,
+    /// The pending holds, shared with the admin API.
+    pub holds: crate::approvals::registry::Holds,
 }
 
 /// Serves one accepted socket with the tap of the connection's protocol.

@@ -4,6 +4,7 @@
 //! string is checked, and a `PREPARE … AS` is checked by what it prepares, so neither
 //! packing two statements together nor preparing one first gets past a rule.
 
+pub mod compile;
 pub mod pattern;
 pub mod statement_kind;
 pub mod table_list;

@@ -12,6 +12,8 @@ use regex::{Regex, RegexSet};
 pub struct ValueMasker {
     any: RegexSet,
     detectors: Vec<(Detector, Regex, Strategy)>,
+    /// What each detector's matches are counted under (its name, or `rule/detector:name`).
+    labels: Vec<String>,
 }
 
 /// What masking one value did.
@@ -28,17 +30,35 @@ pub enum Masked {
 impl ValueMasker {
     /// Compiles the detectors; the error names the one at fault.
     pub fn new(detectors: Vec<(Detector, Strategy)>) -> Result<Self, String> {
+        Self::labelled(
+            detectors
+                .into_iter()
+                .map(|(d, s)| (d.name().to_string(), d, s))
+                .collect(),
+        )
+    }
+
+    /// Like `new`, with the label each detector's matches are counted under.
+    pub fn labelled(detectors: Vec<(String, Detector, Strategy)>) -> Result<Self, String> {
         let mut compiled = Vec::new();
-        for (d, s) in detectors {
+        let mut labels = Vec::new();
+        for (label, d, s) in detectors {
             let re = d.compile()?;
             compiled.push((d, re, s));
+            labels.push(label);
         }
         let any = RegexSet::new(compiled.iter().map(|(d, _, _)| d.pattern()))
             .map_err(|e| e.to_string())?;
         Ok(ValueMasker {
             any,
             detectors: compiled,
+            labels,
         })
+    }
+
+    /// Whether there is no detector at all (then nothing is ever scanned).
+    pub fn is_empty(&self) -> bool {
+        self.detectors.is_empty()
     }
 
     /// Masks what the detectors find in `value`.
@@ -70,7 +90,7 @@ impl ValueMasker {
             if n > 0 {
                 out.push_str(&text[last..]);
                 text = out;
-                counts.push((d.name().to_string(), n));
+                counts.push((self.labels[i].clone(), n));
                 null |= *strategy == Strategy::Null;
             }
         }

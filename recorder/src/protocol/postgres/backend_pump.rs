@@ -1,5 +1,6 @@
-//! Upstream → client: decode each message, build the result of the command at the
-//! head of the pipeline, record it when it completes, then forward the bytes.
+//! Upstream → client: decode each message, mask what the session's rules cover,
+//! build the result of the command at the head of the pipeline, record it when it
+//! completes, then forward the bytes (the masked ones where masking changed them).
 //!
 //! A result event's payload is the exact backend bytes of that command's response
 //! (up to `max_recorded_result_bytes`), and its text a readable rendering: column
@@ -9,6 +10,7 @@ use super::error_response::{ErrorFields, gateway_error};
 use super::frame::peek_message_len;
 use super::frontend::Target;
 use super::io::TapError;
+use super::masking::{MaskedMessage, ResultMasking};
 use super::pipeline::Pending;
 use super::row::{
     Column, apply_result_formats, parse_row_description, render_data_row, render_header,
@@ -45,6 +47,8 @@ struct ResultBuilder {
     command: String,
     started: Instant,
     simple: bool,
+    /// Run after a person approved it.
+    approved: bool,
     cols: Option<Vec<Column>>,
     payload: BytesMut,
     payload_cap: usize,
@@ -54,6 +58,8 @@ struct ResultBuilder {
     tag_rows: Option<u64>,
     data_rows: u64,
     error: Option<ErrorFields>,
+    /// Column plans, COPY plan and counts of what was masked.
+    masking: ResultMasking,
 }
 
 impl ResultBuilder {
@@ -68,6 +74,7 @@ impl ResultBuilder {
             command,
             started,
             simple,
+            approved: false,
             cols,
             payload: BytesMut::new(),
             payload_cap: cap,
@@ -77,6 +84,7 @@ impl ResultBuilder {
             tag_rows: None,
             data_rows: 0,
             error: None,
+            masking: ResultMasking::default(),
         }
     }
 
@@ -121,21 +129,25 @@ impl ResultBuilder {
         }
         let duration = self.started.elapsed().as_micros() as u64;
         let rows = self.tag_rows.unwrap_or(self.data_rows);
+        let masked = std::mem::take(&mut self.masking.tally).into_entries();
         let (kind, status, text) = match &self.error {
             Some(e) => (
                 Kind::Error,
                 Status::Error,
                 format!("{}\n{}", e.render(), self.text),
             ),
+            None if self.approved => (Kind::Result, Status::Approved, self.text),
             None => (Kind::Result, Status::Ok, self.text),
         };
-        EventDraft::new(Direction::Server, kind)
+        let mut draft = EventDraft::new(Direction::Server, kind)
             .command(self.command)
             .status(status)
             .row_count(rows)
             .duration_us(duration)
             .payload(self.payload.freeze())
-            .text(text.trim_end().to_string())
+            .text(text.trim_end().to_string());
+        draft.masked = masked;
+        draft
     }
 }
 
@@ -158,9 +170,11 @@ pub async fn run(
     let mut be = BackendState::default();
     loop {
         let mut pos = 0;
-        // The client's errors for refused statements are spliced in where they fall:
-        // before the first upstream message that answers something sent after them,
-        // or at the end once everything sent before them is answered.
+        // What the client gets, when it differs from the upstream's bytes: masked
+        // messages in place of the originals, and the errors for refused statements
+        // spliced in where they fall (before the first upstream message that answers
+        // something sent after them, or at the end once everything sent before them
+        // is answered). Bytes up to `copied` are in it.
         let mut spliced: Option<BytesMut> = None;
         let mut copied = 0;
         // Held from handling to writing, so the frontend pump cannot answer a refused
@@ -168,7 +182,12 @@ pub async fn run(
         let mut writer = state.client_writer.lock().await;
         while let Some(len) = peek_message_len(&buf[pos..], SERVER_MESSAGE_LIMIT)? {
             splice_refusals(&state, &buf, pos, &mut copied, &mut spliced)?;
-            be.handle(&state, &buf[pos..pos + len])?;
+            if let Some(masked) = be.handle(&state, &buf[pos..pos + len])? {
+                let out = spliced.get_or_insert_with(BytesMut::new);
+                out.extend_from_slice(&buf[copied..pos]);
+                out.extend_from_slice(&masked);
+                copied = pos + len;
+            }
             pos += len;
         }
         splice_refusals(&state, &buf, pos, &mut copied, &mut spliced)?;
@@ -231,10 +250,11 @@ fn splice_refusals(
             command,
             error,
             text,
+            status,
         } = p
         {
             out.extend_from_slice(&error);
-            record_refusal(state, command, error, text)?;
+            record_refusal(state, command, error, text, status)?;
         }
     }
     Ok(())
@@ -246,11 +266,12 @@ pub fn record_refusal(
     command: String,
     error: bytes::Bytes,
     text: String,
+    status: Status,
 ) -> Result<(), TapError> {
     state.record(
         EventDraft::new(Direction::Gateway, Kind::Error)
             .command(command)
-            .status(Status::Blocked)
+            .status(status)
             .row_count(0)
             .payload(error)
             .text(text),
@@ -263,16 +284,25 @@ impl BackendState {
         if self.current.is_none() {
             let cap = state.limits.max_recorded_result_bytes;
             self.current = match state.pipeline.front()? {
-                Pending::Simple { command, started } => {
-                    Some(ResultBuilder::new(command, started, true, None, cap))
+                Pending::Simple {
+                    command,
+                    started,
+                    approved,
+                } => {
+                    let mut r = ResultBuilder::new(command, started, true, None, cap);
+                    r.approved = approved;
+                    Some(r)
                 }
                 Pending::Execute {
                     portal,
                     command,
                     started,
+                    approved,
                 } => {
                     let cols = self.portals.get(&portal).cloned();
-                    Some(ResultBuilder::new(command, started, false, cols, cap))
+                    let mut r = ResultBuilder::new(command, started, false, cols, cap);
+                    r.approved = approved;
+                    Some(r)
                 }
                 _ => None,
             };
@@ -280,18 +310,23 @@ impl BackendState {
         self.current.as_mut()
     }
 
-    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<(), TapError> {
+    /// Handles one upstream message; returns what the client gets instead of it,
+    /// when masking changed it.
+    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<BytesMut>, TapError> {
         let tag = raw[0];
         let body = &raw[5..];
+        let masking = &state.masking;
         match tag {
             b'T' => {
                 let cols = parse_row_description(body)?;
                 if let Some(cols) = self.describe_done(state, cols) {
                     let Some(r) = self.current(state) else {
-                        return Ok(());
+                        return Ok(None);
                     };
                     render_header(&cols, &mut r.text);
                     r.cols = Some(cols);
+                    // A simple query may return several results, each described anew.
+                    r.masking.new_result();
                     r.append(raw);
                 }
             }
@@ -340,12 +375,25 @@ impl BackendState {
             b'D' => {
                 if let Some(r) = self.current(state) {
                     r.data_rows += 1;
-                    r.append(raw);
+                    let m = if masking.is_active() {
+                        masking.data_row(&mut r.masking, r.cols.as_deref(), raw)?
+                    } else {
+                        MaskedMessage::default()
+                    };
+                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    r.append(recorded);
                     if r.text.len() < TEXT_CAP {
-                        render_data_row(body, r.cols.as_deref(), &mut r.text)?;
+                        render_data_row(&recorded[5..], r.cols.as_deref(), &mut r.text)?;
                     } else {
                         r.rows_not_rendered += 1;
                     }
+                    return Ok(m.client);
+                } else if masking.is_active() {
+                    // A row no command claims (the pipeline is out of step): still
+                    // masked, by value, before it reaches the client.
+                    return Ok(masking
+                        .data_row(&mut ResultMasking::default(), None, raw)?
+                        .client);
                 }
             }
             b'C' | b'I' | b's' => {
@@ -363,31 +411,55 @@ impl BackendState {
                     }
                 }
             }
-            b'G' | b'H' | b'W' | b'c' | b'V' => {
+            b'H' => {
+                if let Some(r) = self.current(state) {
+                    if masking.is_active() {
+                        let binary = body.first() == Some(&1);
+                        masking.copy_out(&mut r.masking, &r.command, binary);
+                    }
+                    r.append(raw);
+                }
+            }
+            b'G' | b'W' | b'c' | b'V' => {
                 if let Some(r) = self.current(state) {
                     r.append(raw);
                 }
             }
             b'd' => {
                 if let Some(r) = self.current(state) {
-                    r.append(raw);
+                    let m = if masking.is_active() {
+                        masking.copy_data(&mut r.masking, raw)
+                    } else {
+                        MaskedMessage::default()
+                    };
+                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    r.append(recorded);
                     if r.text.len() < TEXT_CAP {
-                        r.text.push_str(&String::from_utf8_lossy(body));
+                        r.text.push_str(&String::from_utf8_lossy(&recorded[5..]));
                     }
+                    return Ok(m.client);
                 }
             }
-            b'E' => self.error(state, raw)?,
+            b'E' => return self.error(state, raw),
             b'N' => {
-                let fields = ErrorFields::parse(tag, body)?;
                 if let Some(r) = self.current(state) {
-                    r.append(raw);
+                    let m = masking.notice(&mut r.masking.tally, raw)?;
+                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    let fields = ErrorFields::parse(tag, &recorded[5..])?;
+                    r.append(recorded);
                     r.line(&format!("NOTICE: {}", fields.render()));
+                    return Ok(m.client);
                 } else {
-                    state.record(
-                        EventDraft::new(Direction::Server, Kind::Output)
-                            .payload(bytes::Bytes::copy_from_slice(raw))
-                            .text(format!("NOTICE: {}", fields.render())),
-                    )?;
+                    let mut tally = Default::default();
+                    let m = masking.notice(&mut tally, raw)?;
+                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    let fields = ErrorFields::parse(tag, &recorded[5..])?;
+                    let mut draft = EventDraft::new(Direction::Server, Kind::Output)
+                        .payload(bytes::Bytes::copy_from_slice(recorded))
+                        .text(format!("NOTICE: {}", fields.render()));
+                    draft.masked = crate::policy::mask::tally::Tally::into_entries(tally);
+                    state.record(draft)?;
+                    return Ok(m.client);
                 }
             }
             b'A' => {
@@ -425,7 +497,7 @@ impl BackendState {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Completes a pending Describe with the columns it returned (none for NoData);
@@ -457,24 +529,30 @@ impl BackendState {
     /// An ErrorResponse: in a simple query it ends with ReadyForQuery; in the extended
     /// protocol the server skips everything until Sync, so the failing command is
     /// recorded now and the commands skipped after it are recorded as such.
-    fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<(), TapError> {
+    fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<BytesMut>, TapError> {
+        let mut tally = crate::policy::mask::tally::Tally::default();
+        let masked = state.masking.notice(&mut tally, raw)?;
+        let client = masked.client;
+        let raw = masked.record.as_deref().unwrap_or(raw);
         let fields = ErrorFields::parse(b'E', &raw[5..])?;
         match state.pipeline.front() {
             Some(Pending::Simple { .. }) => {
                 if let Some(r) = self.current(state) {
                     r.append(raw);
                     r.error = Some(fields);
+                    r.masking.tally.merge(tally);
                 }
-                return Ok(());
+                return Ok(client);
             }
             None | Some(Pending::Sync) => {
                 // Not tied to any command: e.g. the server terminating the session.
-                return state.record(
-                    EventDraft::new(Direction::Server, Kind::Error)
-                        .status(Status::Error)
-                        .payload(bytes::Bytes::copy_from_slice(raw))
-                        .text(fields.render()),
-                );
+                let mut draft = EventDraft::new(Direction::Server, Kind::Error)
+                    .status(Status::Error)
+                    .payload(bytes::Bytes::copy_from_slice(raw))
+                    .text(fields.render());
+                draft.masked = tally.into_entries();
+                state.record(draft)?;
+                return Ok(client);
             }
             Some(_) => {}
         }
@@ -515,17 +593,21 @@ impl BackendState {
         };
         builder.append(raw);
         builder.error = Some(fields);
+        builder.masking.tally.merge(tally);
         let mut draft = builder.into_draft();
         if draft.command.as_deref() == Some("") {
             draft.command = None;
         }
         state.record(draft)?;
         for p in &skipped {
-            if let Pending::Blocked { command, .. } = p {
+            if let Pending::Blocked {
+                command, status, ..
+            } = p
+            {
                 state.record(
                     EventDraft::new(Direction::Gateway, Kind::Error)
                         .command(command.clone())
-                        .status(Status::Blocked)
+                        .status(*status)
                         .row_count(0)
                         .text("refused by tapline policy; the server skipped this part of the pipeline anyway, after an earlier command failed"),
                 )?;
@@ -540,6 +622,6 @@ impl BackendState {
                     .text("skipped: the server did not run this command because an earlier command in the same pipeline failed"),
             )?;
         }
-        Ok(())
+        Ok(client)
     }
 }

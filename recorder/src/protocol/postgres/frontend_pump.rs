@@ -6,17 +6,26 @@
 //! client's Sync, as PostgreSQL itself skips after an error. Either way the refused
 //! statement never reaches the upstream, and the client gets its error in order,
 //! after the answers to whatever it sent before (see `Pending::Blocked`).
+//!
+//! A statement an approval rule matches is held (see `hold`): at Query, or at the
+//! Execute of a portal bound from it. What came before it goes upstream, nothing
+//! after it is read until a person decides; an approval forwards it, anything else
+//! refuses it the same way as a deny rule does.
 
 use super::error_response::gateway_error;
 use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
+use super::hold::{self, HeldStatement};
 use super::io::TapError;
 use super::pipeline::Pending;
 use super::session_state::SessionState;
+use crate::approvals::registry::{Decision, Outcome};
+use crate::approvals::rules::{NeedsApproval, Scope};
+use crate::approvals::shape::shape;
 use crate::policy::guard::Denial;
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tapline_store::{Direction, EventDraft, Kind, Status};
@@ -42,10 +51,13 @@ const MAX_PENDING_RECORD: usize = 1 << 20;
 
 #[derive(Default)]
 struct FrontendState {
-    /// Prepared statement name → (SQL, parameter type OIDs).
-    statements: HashMap<String, (String, Vec<u32>)>,
-    /// Portal name → the command text recorded when it is executed.
-    portals: HashMap<String, String>,
+    /// Prepared statement name → (SQL, parameter type OIDs, the approval it needs).
+    statements: HashMap<String, (String, Vec<u32>, Option<NeedsApproval>)>,
+    /// Portal name → the command text recorded when it is executed, its SQL, and
+    /// the approval it needs.
+    portals: HashMap<String, (String, String, Option<NeedsApproval>)>,
+    /// Statement shapes approved for the rest of the session.
+    approved_shapes: HashSet<String>,
     /// Client bytes of Parse/Bind/Describe since the last Execute.
     pending_bytes: BytesMut,
     /// The command that started the current COPY FROM STDIN.
@@ -62,11 +74,20 @@ struct FrontendState {
 /// What happens to one client message.
 enum Action {
     Forward,
+    /// Wait for a person's decision, then forward or refuse.
+    Hold(Box<HeldStatement>, Held),
     /// Not sent upstream.
     Drop,
     /// Sent upstream as these bytes instead.
     Replace(&'static [u8]),
     Terminate,
+}
+
+/// Which message a hold stopped at.
+#[derive(Debug, Clone)]
+enum Held {
+    Query,
+    Execute { portal: String },
 }
 
 /// A Sync message: upstream answers it with ReadyForQuery and nothing else.
@@ -113,6 +134,7 @@ async fn pump_messages(
     server: &mut OwnedWriteHalf,
     mut shutdown: Shutdown,
 ) -> Result<FrontendEnd, TapError> {
+    let mut holding = shutdown.clone();
     let limit = state.limits.max_message_bytes;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut fe = FrontendState::default();
@@ -143,7 +165,23 @@ async fn pump_messages(
         let mut copied = 0;
         while let Some(len) = peek_message_len(&buf[pos..], limit)? {
             let raw = &buf[pos..pos + len];
-            let action = fe.handle(state, raw)?;
+            let mut action = fe.handle(state, raw)?;
+            if let Action::Hold(held, at) = action {
+                // What came before the held statement goes upstream first; nothing
+                // after it is read until a person decides.
+                match edited.take() {
+                    Some(mut out) => {
+                        out.extend_from_slice(&buf[copied..pos]);
+                        if !out.is_empty() {
+                            server.write_all(&out).await?;
+                        }
+                    }
+                    None => server.write_all(&buf[copied..pos]).await?,
+                }
+                copied = pos;
+                let decision = hold::await_decision(state, &held, client, &mut holding).await?;
+                action = fe.decided(state, *held, at, decision);
+            }
             if !matches!(action, Action::Forward | Action::Terminate) {
                 let out = edited.get_or_insert_with(BytesMut::new);
                 out.extend_from_slice(&buf[copied..pos]);
@@ -166,7 +204,7 @@ async fn pump_messages(
                         server.write_all(&out).await?;
                     }
                 }
-                None => server.write_all(&buf[..pos]).await?,
+                None => server.write_all(&buf[copied..pos]).await?,
             }
             buf.advance(pos);
         }
@@ -197,10 +235,11 @@ async fn answer_refusal_now(state: &SessionState) -> Result<(), TapError> {
             command,
             error,
             text,
+            status,
         } = p
         {
             writer.write_all(&error).await?;
-            super::backend_pump::record_refusal(state, command, error, text)?;
+            super::backend_pump::record_refusal(state, command, error, text, status)?;
         }
     }
     Ok(())
@@ -242,8 +281,70 @@ impl FrontendState {
                 "42501 ERROR: {}\nHINT: refused by tapline policy `{}` ({})",
                 d.message, d.rule, d.matched
             ),
+            status: Status::Blocked,
         });
         Ok(())
+    }
+
+    /// The approval `sql` needs in this session, unless its shape was approved for
+    /// the rest of the session already.
+    fn needs_approval(&self, state: &SessionState, sql: &str) -> Option<NeedsApproval> {
+        let needs = state.approvals.check(sql)?;
+        if !self.approved_shapes.is_empty() && self.approved_shapes.contains(&shape(sql)) {
+            return None;
+        }
+        Some(needs)
+    }
+
+    /// Goes on after a hold: an approved statement is forwarded (and its shape
+    /// remembered for a session-wide approval); any other end refuses it in place.
+    fn decided(
+        &mut self,
+        state: &SessionState,
+        held: HeldStatement,
+        at: Held,
+        decision: Decision,
+    ) -> Action {
+        if let Outcome::Approved { scope } = decision.outcome {
+            if scope == Scope::Session {
+                self.approved_shapes.insert(shape(&held.sql));
+            }
+            match at {
+                Held::Query => {
+                    self.last_simple = Some(held.command.clone());
+                    state.pipeline.push(Pending::Simple {
+                        command: held.command,
+                        started: Instant::now(),
+                        approved: true,
+                    });
+                }
+                Held::Execute { portal } => state.pipeline.push(Pending::Execute {
+                    portal,
+                    command: held.command,
+                    started: Instant::now(),
+                    approved: true,
+                }),
+            }
+            return Action::Forward;
+        }
+        let (error, text) = hold::refusal(&held, &decision);
+        state.pipeline.push(Pending::Blocked {
+            command: held.command,
+            error,
+            text,
+            status: Status::Denied,
+        });
+        match at {
+            Held::Query => {
+                state.pipeline.push(Pending::Sync);
+                Action::Replace(SYNC)
+            }
+            Held::Execute { .. } => {
+                // As after an error: the server would skip to the client's Sync.
+                self.skipping = true;
+                Action::Drop
+            }
+        }
     }
 
     /// Handles one whole message and says what to send upstream.
@@ -272,6 +373,17 @@ impl FrontendState {
                     state.pipeline.push(Pending::Sync);
                     return Ok(Action::Replace(SYNC));
                 }
+                if let Some(needs) = self.needs_approval(state, &sql) {
+                    return Ok(Action::Hold(
+                        Box::new(HeldStatement {
+                            command: sql.clone(),
+                            sql,
+                            payload: bytes::Bytes::copy_from_slice(raw),
+                            needs,
+                        }),
+                        Held::Query,
+                    ));
+                }
                 state.record(
                     EventDraft::new(Direction::Client, Kind::Query)
                         .command(sql.clone())
@@ -282,6 +394,7 @@ impl FrontendState {
                 state.pipeline.push(Pending::Simple {
                     command: sql,
                     started: Instant::now(),
+                    approved: false,
                 });
             }
             FrontendMessage::FunctionCall { oid } => {
@@ -294,6 +407,7 @@ impl FrontendState {
                 state.pipeline.push(Pending::Simple {
                     command,
                     started: Instant::now(),
+                    approved: false,
                 });
             }
             FrontendMessage::Parse {
@@ -309,8 +423,9 @@ impl FrontendState {
                     return Ok(Action::Drop);
                 }
                 self.keep_for_execute(raw);
+                let needs = state.approvals.check(&sql);
                 self.statements
-                    .insert(statement.clone(), (sql.clone(), param_types));
+                    .insert(statement.clone(), (sql.clone(), param_types, needs));
                 state.pipeline.push(Pending::Parse {
                     statement,
                     sql,
@@ -333,7 +448,12 @@ impl FrontendState {
                     .cloned()
                     .unwrap_or_default();
                 let command = self.command_for(&statement, &param_formats, &params, &described);
-                self.portals.insert(portal.clone(), command);
+                let (sql, needs) = self
+                    .statements
+                    .get(&statement)
+                    .map(|(sql, _, needs)| (sql.clone(), needs.clone()))
+                    .unwrap_or_default();
+                self.portals.insert(portal.clone(), (command, sql, needs));
                 state.pipeline.push(Pending::Bind {
                     statement,
                     portal,
@@ -345,13 +465,30 @@ impl FrontendState {
                 state.pipeline.push(Pending::Describe { target, name });
             }
             FrontendMessage::Execute { portal, .. } => {
-                let command = self
-                    .portals
-                    .get(&portal)
-                    .cloned()
-                    .unwrap_or_else(|| format!("<execute of unknown portal \"{portal}\">"));
+                let (command, sql, needs) =
+                    self.portals.get(&portal).cloned().unwrap_or_else(|| {
+                        (
+                            format!("<execute of unknown portal \"{portal}\">"),
+                            String::new(),
+                            None,
+                        )
+                    });
                 let mut payload = std::mem::take(&mut self.pending_bytes);
                 payload.extend_from_slice(raw);
+                let needs = needs.filter(|_| {
+                    self.approved_shapes.is_empty() || !self.approved_shapes.contains(&shape(&sql))
+                });
+                if let Some(needs) = needs {
+                    return Ok(Action::Hold(
+                        Box::new(HeldStatement {
+                            command,
+                            sql,
+                            payload: payload.freeze(),
+                            needs,
+                        }),
+                        Held::Execute { portal },
+                    ));
+                }
                 state.record(
                     EventDraft::new(Direction::Client, Kind::Query)
                         .command(command.clone())
@@ -362,6 +499,7 @@ impl FrontendState {
                     portal,
                     command,
                     started: Instant::now(),
+                    approved: false,
                 });
             }
             FrontendMessage::Close { target, name } => {
@@ -417,7 +555,7 @@ impl FrontendState {
         described: &[u32],
     ) -> String {
         let (sql, types) = match self.statements.get(statement) {
-            Some((sql, types)) => (sql.as_str(), types.as_slice()),
+            Some((sql, types, _)) => (sql.as_str(), types.as_slice()),
             None => return format!("<bind of unknown statement \"{statement}\">"),
         };
         if params.is_empty() {

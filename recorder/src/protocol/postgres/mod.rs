@@ -13,7 +13,9 @@ pub mod error_response;
 pub mod frame;
 pub mod frontend;
 pub mod frontend_pump;
+pub mod hold;
 pub mod io;
+pub mod masking;
 pub mod pipeline;
 pub mod row;
 pub mod session_state;
@@ -31,7 +33,7 @@ use client_auth::AuthOutcome;
 use error_response::gateway_error;
 use frontend_pump::FrontendEnd;
 use io::{TapError, read_startup};
-use session_state::SessionState;
+use session_state::{SessionPolicy, SessionState, SessionWho};
 use startup::{StartupPacket, param};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -146,6 +148,8 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         application_name: param(&params, "application_name").map(str::to_string),
         upstream: conn.upstream.to_string(),
         start_ns: tapline_store::event::now_ns(),
+        issuer: identity.issuer.clone(),
+        token_id: identity.token_id.clone(),
     };
     let mut recorder = match ctx.writer.open_session(meta.clone(), conn.durability) {
         Ok(r) => r,
@@ -244,6 +248,44 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         }
     };
 
+    // Masking: the rules for this connection and caller, and (for column rules) where
+    // the columns they name live, asked on the idle upstream before the client's
+    // first command.
+    let mut up = up;
+    let masking = {
+        let picked = ctx.masking.for_session(&conn.name, &identity.groups);
+        let wants_catalog = [&picked.client, &picked.record]
+            .into_iter()
+            .flatten()
+            .any(|m| m.has_column_rules());
+        let catalog = if wants_catalog {
+            let patterns: Vec<_> = [&picked.client, &picked.record]
+                .into_iter()
+                .flatten()
+                .flat_map(|m| m.column_patterns().cloned().collect::<Vec<_>>())
+                .collect();
+            match masking::catalog::load(
+                &mut up.stream,
+                &mut up.leftover,
+                patterns.iter(),
+                ctx.limits.max_message_bytes,
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    // Masking then errs on the safe side: qualified rules match any
+                    // column of their name.
+                    tracing::warn!(session = %session_id, error = %e, "column lookup for masking failed; masking by column name alone");
+                    masking::catalog::Catalog::default()
+                }
+            }
+        } else {
+            masking::catalog::Catalog::default()
+        };
+        masking::PgMasking::new(picked, catalog)
+    };
+
     // Greet the client as if it had logged in to the upstream itself, but with the
     // gateway's cancel key.
     let key = up.key.map(|(pid, secret)| {
@@ -271,8 +313,21 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
 
     let (client_rd, client_wr) = client.into_split();
     let (server_rd, server_wr) = up.stream.into_split();
-    let guard = ctx.deny.for_session(&conn.name, &identity.groups);
-    let state = Arc::new(SessionState::new(recorder, client_wr, ctx.limits, guard));
+    let policy = SessionPolicy {
+        guard: ctx.deny.for_session(&conn.name, &identity.groups),
+        masking,
+        approvals: ctx.approvals.for_session(&conn.name, &identity.groups),
+        holds: ctx.holds.clone(),
+    };
+    let who = SessionWho {
+        session_id: session_id.to_string(),
+        user: identity.user.clone(),
+        groups: identity.groups.clone(),
+        connection: conn.name.clone(),
+    };
+    let state = Arc::new(SessionState::new(
+        recorder, client_wr, ctx.limits, who, policy,
+    ));
     let front = tokio::spawn(frontend_pump::run(
         state.clone(),
         client_rd,

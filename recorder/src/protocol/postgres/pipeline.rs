@@ -18,6 +18,8 @@ pub enum Pending {
     Simple {
         command: String,
         started: Instant,
+        /// Run after a person approved it (its result is recorded as `approved`).
+        approved: bool,
     },
     Parse {
         statement: String,
@@ -37,6 +39,7 @@ pub enum Pending {
         portal: String,
         command: String,
         started: Instant,
+        approved: bool,
     },
     Close,
     Sync,
@@ -47,6 +50,8 @@ pub enum Pending {
         command: String,
         error: bytes::Bytes,
         text: String,
+        /// `blocked` for a deny rule, `denied` for a refused or expired approval.
+        status: tapline_store::Status,
     },
 }
 

@@ -3,12 +3,35 @@
 //! session ends).
 
 use super::io::TapError;
+use super::masking::PgMasking;
 use super::pipeline::Pipeline;
+use crate::approvals::registry::Holds;
+use crate::approvals::rules::SessionApprovals;
 use crate::policy::guard::SessionGuard;
 use crate::protocol::Limits;
 use std::sync::Mutex;
 use tapline_store::{EventDraft, SessionRecorder};
 use tokio::net::tcp::OwnedWriteHalf;
+
+/// Who the session belongs to, as holds and decisions name it.
+#[derive(Debug, Clone)]
+pub struct SessionWho {
+    pub session_id: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub connection: String,
+}
+
+/// What the gateway enforces in this session, picked once at its start.
+pub struct SessionPolicy {
+    /// The deny rules that apply to this session's connection and caller.
+    pub guard: SessionGuard,
+    /// What this session masks, for its client and its archive.
+    pub masking: PgMasking,
+    /// The approval rules that apply, and the gateway's holds.
+    pub approvals: SessionApprovals,
+    pub holds: Holds,
+}
 
 /// Shared by the frontend and backend pump of one session.
 pub struct SessionState {
@@ -21,6 +44,13 @@ pub struct SessionState {
     pub described_params: Mutex<std::collections::HashMap<String, Vec<u32>>>,
     /// The deny rules that apply to this session's connection and caller.
     pub guard: SessionGuard,
+    /// What this session masks, for its client and its archive.
+    pub masking: PgMasking,
+    /// The approval rules that apply to this session.
+    pub approvals: SessionApprovals,
+    /// The gateway's pending holds.
+    pub holds: Holds,
+    pub who: SessionWho,
     sync: bool,
 }
 
@@ -30,7 +60,8 @@ impl SessionState {
         recorder: SessionRecorder,
         client_writer: OwnedWriteHalf,
         limits: Limits,
-        guard: SessionGuard,
+        who: SessionWho,
+        policy: SessionPolicy,
     ) -> Self {
         SessionState {
             sync: recorder.durability() == tapline_store::Durability::Sync,
@@ -39,7 +70,11 @@ impl SessionState {
             client_writer: tokio::sync::Mutex::new(client_writer),
             limits,
             described_params: Mutex::default(),
-            guard,
+            guard: policy.guard,
+            masking: policy.masking,
+            approvals: policy.approvals,
+            holds: policy.holds,
+            who,
         }
     }
 

@@ -1,0 +1,130 @@
+//! Rewriting one DataRow: each value masked by its column's plan, lengths fixed so
+//! every client library keeps reading the stream. A row with nothing to mask is not
+//! copied at all.
+
+use super::column_plan::{ColumnMask, Encoding};
+use crate::policy::mask::session_masker::{Outcome, SessionMasker};
+use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::wire::{DecodeError, Reader};
+use bytes::{BufMut, BytesMut};
+
+/// What masking did to one value.
+pub enum ValueOutcome {
+    Keep,
+    Bytes(Vec<u8>),
+    Null,
+}
+
+/// Masks one value of a column with the given mask (or, for a column the result
+/// did not describe, as text).
+pub fn mask_value(
+    masker: &SessionMasker,
+    mask: Option<&ColumnMask>,
+    v: &[u8],
+    tally: &mut Tally,
+) -> ValueOutcome {
+    let encoding = mask.map_or(Encoding::Text, |m| m.encoding);
+    let rule = mask.and_then(|m| m.rule.as_ref());
+    if encoding == Encoding::BinaryOther {
+        return match (rule, mask.and_then(|m| m.nulled_label.as_deref())) {
+            (Some(_), Some(label)) => {
+                tally.add(label, 1);
+                ValueOutcome::Null
+            }
+            _ => ValueOutcome::Keep,
+        };
+    }
+    if rule.is_none() && !masker.scans() {
+        return ValueOutcome::Keep;
+    }
+    let (prefix, text) = match encoding {
+        Encoding::BinaryJsonb if v.first() == Some(&1) => (Some(1u8), &v[1..]),
+        // An unknown jsonb version: treat the whole value as opaque bytes.
+        Encoding::BinaryJsonb => {
+            return match rule {
+                Some((_, label)) => {
+                    tally.add(label, 1);
+                    ValueOutcome::Null
+                }
+                None => ValueOutcome::Keep,
+            };
+        }
+        _ => (None, v),
+    };
+    let json = matches!(encoding, Encoding::TextJson | Encoding::BinaryJsonb);
+    let lossy;
+    let s = match std::str::from_utf8(text) {
+        Ok(s) => s,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(text).into_owned();
+            &lossy
+        }
+    };
+    let out = match rule {
+        Some((r, label)) => masker.mask_column(*r, label, s, json, tally),
+        None => masker.scan(s, tally),
+    };
+    match out {
+        Outcome::Clean => ValueOutcome::Keep,
+        Outcome::Null => ValueOutcome::Null,
+        Outcome::Text(t) => {
+            let mut b = Vec::with_capacity(t.len() + 1);
+            b.extend(prefix);
+            b.extend_from_slice(t.as_bytes());
+            ValueOutcome::Bytes(b)
+        }
+    }
+}
+
+/// Masks a whole DataRow message (`raw`, tag and length included); `None` when it
+/// is unchanged.
+pub fn mask_data_row(
+    masker: &SessionMasker,
+    plan: &[ColumnMask],
+    raw: &[u8],
+    tally: &mut Tally,
+) -> Result<Option<BytesMut>, DecodeError> {
+    let mut r = Reader::new(b'D', &raw[5..]);
+    let n = r.count16()?;
+    let mut out: Option<BytesMut> = None;
+    for i in 0..n {
+        let start = raw.len() - r.remaining().len();
+        let v = r.value()?;
+        let end = raw.len() - r.remaining().len();
+        let outcome = match v {
+            None => ValueOutcome::Keep,
+            Some(v) => mask_value(masker, plan.get(i), v, tally),
+        };
+        let replacement = match outcome {
+            ValueOutcome::Keep => None,
+            ValueOutcome::Null => Some(None),
+            ValueOutcome::Bytes(b) => Some(Some(b)),
+        };
+        match replacement {
+            None => {
+                if let Some(o) = &mut out {
+                    o.extend_from_slice(&raw[start..end]);
+                }
+            }
+            Some(value) => {
+                let o = out.get_or_insert_with(|| {
+                    let mut b = BytesMut::with_capacity(raw.len() + 16);
+                    b.extend_from_slice(&raw[..start]);
+                    b
+                });
+                match value {
+                    None => o.put_i32(-1),
+                    Some(b) => {
+                        o.put_i32(b.len() as i32);
+                        o.extend_from_slice(&b);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(o) = &mut out {
+        let len = (o.len() - 1) as i32;
+        o[1..5].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(out)
+}

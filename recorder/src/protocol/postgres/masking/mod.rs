@@ -1,0 +1,167 @@
+//! Inline masking of PostgreSQL results, before they leave the gateway: DataRow in
+//! text and binary formats, COPY OUT rows, and the text of errors and notices.
+//!
+//! A session has up to two maskers: what its client gets and, when one of the
+//! caller's groups is exempt from a rule that still masks the archive, what the
+//! archive keeps. The recorded payload is always the archive's masked bytes, and the
+//! event's `masked` column counts what was masked in them.
+
+pub mod catalog;
+pub mod column_plan;
+pub mod copy_out;
+pub mod data_row;
+pub mod notice;
+
+use crate::policy::mask::rules::SessionMasking;
+use crate::policy::mask::session_masker::SessionMasker;
+use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::row::Column;
+use crate::protocol::postgres::wire::DecodeError;
+use bytes::BytesMut;
+use catalog::Catalog;
+use column_plan::{ColumnPlan, plan};
+use copy_out::{CopyPlan, plan_copy};
+use std::sync::Arc;
+
+/// The masking of one PostgreSQL session.
+#[derive(Debug, Clone, Default)]
+pub struct PgMasking {
+    /// [what the client gets, what the archive keeps]; `None`: unmasked.
+    maskers: [Option<Arc<SessionMasker>>; 2],
+    /// Whether the two differ (else one pass serves both).
+    split: bool,
+    pub catalog: Catalog,
+}
+
+/// A message's masked forms; `None` where it is unchanged.
+#[derive(Debug, Default)]
+pub struct MaskedMessage {
+    pub client: Option<BytesMut>,
+    pub record: Option<BytesMut>,
+}
+
+/// Per-result masking state: column plans, a COPY OUT plan, and the counts.
+#[derive(Debug, Default)]
+pub struct ResultMasking {
+    plans: Option<[ColumnPlan; 2]>,
+    copy: Option<[CopyPlan; 2]>,
+    pub tally: Tally,
+}
+
+impl ResultMasking {
+    /// A new RowDescription: plan the columns afresh.
+    pub fn new_result(&mut self) {
+        self.plans = None;
+    }
+}
+
+impl PgMasking {
+    /// The session's masking, with the catalog its column rules need.
+    pub fn new(masking: SessionMasking, catalog: Catalog) -> Self {
+        PgMasking {
+            split: masking.split,
+            maskers: [masking.client.clone(), masking.for_record().cloned()],
+            catalog,
+        }
+    }
+
+    /// Whether anything is masked at all.
+    pub fn is_active(&self) -> bool {
+        self.maskers.iter().any(Option::is_some)
+    }
+
+    /// Every masker of the session (for the catalog lookup).
+    pub fn maskers(&self) -> impl Iterator<Item = &SessionMasker> {
+        self.maskers.iter().flatten().map(|m| m.as_ref())
+    }
+
+    /// Runs `f` for the client and the archive (once, when they are the same); the
+    /// archive's pass counts into `tally`.
+    fn both<E>(
+        &self,
+        tally: &mut Tally,
+        mut f: impl FnMut(&SessionMasker, usize, &mut Tally) -> Result<Option<BytesMut>, E>,
+    ) -> Result<MaskedMessage, E> {
+        if !self.split {
+            let Some(m) = &self.maskers[0] else {
+                return Ok(MaskedMessage::default());
+            };
+            let out = f(m, 0, tally)?;
+            return Ok(MaskedMessage {
+                record: out.clone(),
+                client: out,
+            });
+        }
+        let client = match &self.maskers[0] {
+            Some(m) => f(m, 0, &mut Tally::default())?,
+            None => None,
+        };
+        let record = match &self.maskers[1] {
+            Some(m) => f(m, 1, tally)?,
+            None => None,
+        };
+        Ok(MaskedMessage { client, record })
+    }
+
+    /// Masks a DataRow of a result described by `cols` (if known).
+    pub fn data_row(
+        &self,
+        rm: &mut ResultMasking,
+        cols: Option<&[Column]>,
+        raw: &[u8],
+    ) -> Result<MaskedMessage, DecodeError> {
+        let ResultMasking { plans, tally, .. } = rm;
+        let plans = plans.get_or_insert_with(|| {
+            let cols = cols.unwrap_or_default();
+            let plan_for = |m: &Option<Arc<SessionMasker>>| {
+                m.as_ref()
+                    .map(|m| plan(m, &self.catalog, cols))
+                    .unwrap_or_default()
+            };
+            [plan_for(&self.maskers[0]), plan_for(&self.maskers[1])]
+        });
+        self.both(tally, |m, i, t| {
+            data_row::mask_data_row(m, &plans[i], raw, t)
+        })
+    }
+
+    /// Starts a COPY OUT of `sql` (CopyOutResponse with its overall format).
+    pub fn copy_out(&self, rm: &mut ResultMasking, sql: &str, binary: bool) {
+        let plan_for = |m: &Option<Arc<SessionMasker>>| match m {
+            Some(m) => plan_copy(m, &self.catalog, sql, binary),
+            None => CopyPlan::unmasked(binary),
+        };
+        rm.copy = Some([plan_for(&self.maskers[0]), plan_for(&self.maskers[1])]);
+    }
+
+    /// Masks a CopyData row of the COPY OUT in progress (others pass unchanged).
+    pub fn copy_data(&self, rm: &mut ResultMasking, raw: &[u8]) -> MaskedMessage {
+        let Some(plans) = rm.copy.as_mut() else {
+            return MaskedMessage::default();
+        };
+        let [client_plan, record_plan] = plans;
+        let (c, r) = (&self.maskers[0], &self.maskers[1]);
+        if !self.split {
+            let out = c
+                .as_ref()
+                .and_then(|m| client_plan.mask(m, raw, &mut rm.tally));
+            return MaskedMessage {
+                record: out.clone(),
+                client: out,
+            };
+        }
+        MaskedMessage {
+            client: c
+                .as_ref()
+                .and_then(|m| client_plan.mask(m, raw, &mut Tally::default())),
+            record: r
+                .as_ref()
+                .and_then(|m| record_plan.mask(m, raw, &mut rm.tally)),
+        }
+    }
+
+    /// Masks an ErrorResponse or NoticeResponse.
+    pub fn notice(&self, tally: &mut Tally, raw: &[u8]) -> Result<MaskedMessage, DecodeError> {
+        self.both(tally, |m, _, t| notice::mask_notice(m, raw, t))
+    }
+}

@@ -1,0 +1,68 @@
+//! ErrorResponse and NoticeResponse: the server quotes values in its messages (a
+//! unique violation's detail names the duplicate key, a cast error the bad input),
+//! so the human-readable fields are scanned with the value detectors. The fields a
+//! client branches on (severity, SQLSTATE, source position) are left alone.
+
+use crate::policy::mask::session_masker::{Outcome, SessionMasker};
+use crate::policy::mask::strategy::REDACTED;
+use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::wire::{DecodeError, Reader};
+use bytes::{BufMut, BytesMut};
+
+/// Field codes that carry text a value may be quoted in: message, detail, hint,
+/// context (where), and the names of the schema objects involved.
+const SCANNED: &[u8] = b"MDHW";
+
+/// Masks an 'E' or 'N' message (`raw`, tag and length included); `None` when it is
+/// unchanged.
+pub fn mask_notice(
+    masker: &SessionMasker,
+    raw: &[u8],
+    tally: &mut Tally,
+) -> Result<Option<BytesMut>, DecodeError> {
+    if !masker.scans() {
+        return Ok(None);
+    }
+    let tag = raw[0];
+    let mut r = Reader::new(tag, &raw[5..]);
+    let mut fields = Vec::new();
+    let mut changed = false;
+    loop {
+        let code = r.u8()?;
+        if code == 0 {
+            break;
+        }
+        let value = r.cstr()?;
+        if SCANNED.contains(&code) {
+            match masker.scan(value, tally) {
+                Outcome::Clean => fields.push((code, value.to_string())),
+                Outcome::Text(t) => {
+                    changed = true;
+                    fields.push((code, t));
+                }
+                Outcome::Null => {
+                    changed = true;
+                    fields.push((code, REDACTED.to_string()));
+                }
+            }
+        } else {
+            fields.push((code, value.to_string()));
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let mut out = BytesMut::with_capacity(raw.len() + 16);
+    out.put_u8(tag);
+    out.put_i32(0);
+    for (code, value) in fields {
+        out.put_u8(code);
+        // A masked value never holds NUL: the replacement texts are printable.
+        out.extend_from_slice(value.as_bytes());
+        out.put_u8(0);
+    }
+    out.put_u8(0);
+    let len = (out.len() - 1) as i32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    Ok(Some(out))
+}
