@@ -29,6 +29,8 @@ user = "olivia"
 groups = ["dba-leads"]
 token_env = "TAPLINE_TEST_OLIVIA"
 
+{approvals_oidc}
+
 [[approvals.tokens]]
 user = "mallory"
 groups = ["devs"]
@@ -65,7 +67,8 @@ upstream = "{{upstream}}"
 upstream_password_env = "{PASSWORD_ENV}"
 client_auth = "oidc"
 {}"#,
-        oidc_section()
+        oidc_section(),
+        approvals_oidc = oidc_section().replace("[connections.oidc]", "[approvals.oidc]"),
     );
     GatewayProc::start_with_config(
         GatewayOpts {
@@ -221,7 +224,9 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
             .await
     });
     let id = admin.one_hold()["id"].as_str().unwrap().to_string();
-    let (ok, out) = admin.decide(OLIVIA, &["deny", &id, "--reason", "not during the freeze"]);
+    // This approver signs in with an OIDC token instead of a configured one.
+    let dora = token("dora", &["dba-leads"]);
+    let (ok, out) = admin.decide(&dora, &["deny", &id, "--reason", "not during the freeze"]);
     assert!(ok, "{out}");
     let err = rt.block_on(update).unwrap().unwrap_err();
     let db = err.as_db_error().expect("a server error");
@@ -322,7 +327,12 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
         "{texts:#?}"
     );
     assert_eq!(texts[1].0, "denied");
-    assert!(texts[1].1.contains("not during the freeze"), "{texts:#?}");
+    assert!(
+        texts[1].1.contains("not during the freeze")
+            && texts[1].1.contains("by dora")
+            && texts[1].1.contains("via oidc"),
+        "{texts:#?}"
+    );
     assert!(texts[2].1.contains("timed out"), "{texts:#?}");
     assert!(texts[3].1.contains("scope session"), "{texts:#?}");
     let commands = query_json(
