@@ -138,7 +138,7 @@ fn in_process(n: usize) {
             // event's text; masking comes on top.
             if m.is_active() {
                 let out = m.data_row(&mut rm, Some(&cols), raw).expect("a valid row");
-                let recorded = out.record.as_deref().unwrap_or(raw);
+                let recorded = out.for_record().unwrap_or(raw);
                 render_data_row(&recorded[5..], Some(&cols), &mut text).expect("a valid row");
                 changed += out.client.is_some() as usize;
             } else {

@@ -380,7 +380,7 @@ impl BackendState {
                     } else {
                         MaskedMessage::default()
                     };
-                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    let recorded = m.for_record().unwrap_or(raw);
                     r.append(recorded);
                     if r.text.len() < TEXT_CAP {
                         render_data_row(&recorded[5..], r.cols.as_deref(), &mut r.text)?;
@@ -432,7 +432,7 @@ impl BackendState {
                     } else {
                         MaskedMessage::default()
                     };
-                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    let recorded = m.for_record().unwrap_or(raw);
                     r.append(recorded);
                     if r.text.len() < TEXT_CAP {
                         r.text.push_str(&String::from_utf8_lossy(&recorded[5..]));
@@ -444,7 +444,7 @@ impl BackendState {
             b'N' => {
                 if let Some(r) = self.current(state) {
                     let m = masking.notice(&mut r.masking.tally, raw)?;
-                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    let recorded = m.for_record().unwrap_or(raw);
                     let fields = ErrorFields::parse(tag, &recorded[5..])?;
                     r.append(recorded);
                     r.line(&format!("NOTICE: {}", fields.render()));
@@ -452,7 +452,7 @@ impl BackendState {
                 } else {
                     let mut tally = Default::default();
                     let m = masking.notice(&mut tally, raw)?;
-                    let recorded = m.record.as_deref().unwrap_or(raw);
+                    let recorded = m.for_record().unwrap_or(raw);
                     let fields = ErrorFields::parse(tag, &recorded[5..])?;
                     let mut draft = EventDraft::new(Direction::Server, Kind::Output)
                         .payload(bytes::Bytes::copy_from_slice(recorded))
@@ -532,8 +532,9 @@ impl BackendState {
     fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<BytesMut>, TapError> {
         let mut tally = crate::policy::mask::tally::Tally::default();
         let masked = state.masking.notice(&mut tally, raw)?;
+        let recorded = masked.for_record().map(<[u8]>::to_vec);
         let client = masked.client;
-        let raw = masked.record.as_deref().unwrap_or(raw);
+        let raw = recorded.as_deref().unwrap_or(raw);
         let fields = ErrorFields::parse(b'E', &raw[5..])?;
         match state.pipeline.front() {
             Some(Pending::Simple { .. }) => {

@@ -36,8 +36,23 @@ pub struct PgMasking {
 /// A message's masked forms; `None` where it is unchanged.
 #[derive(Debug, Default)]
 pub struct MaskedMessage {
+    /// What the client gets.
     pub client: Option<BytesMut>,
-    pub record: Option<BytesMut>,
+    /// What the archive keeps, when it differs from what the client gets.
+    record: Option<BytesMut>,
+    /// Whether the archive keeps what the client gets (one copy serves both).
+    shared: bool,
+}
+
+impl MaskedMessage {
+    /// What the archive keeps; `None`: the upstream's bytes as they came.
+    pub fn for_record(&self) -> Option<&[u8]> {
+        if self.shared {
+            self.client.as_deref()
+        } else {
+            self.record.as_deref()
+        }
+    }
 }
 
 /// Per-result masking state: column plans, a COPY OUT plan, and the counts.
@@ -86,10 +101,10 @@ impl PgMasking {
             let Some(m) = &self.maskers[0] else {
                 return Ok(MaskedMessage::default());
             };
-            let out = f(m, 0, tally)?;
             return Ok(MaskedMessage {
-                record: out.clone(),
-                client: out,
+                client: f(m, 0, tally)?,
+                record: None,
+                shared: true,
             });
         }
         let client = match &self.maskers[0] {
@@ -100,7 +115,11 @@ impl PgMasking {
             Some(m) => f(m, 1, tally)?,
             None => None,
         };
-        Ok(MaskedMessage { client, record })
+        Ok(MaskedMessage {
+            client,
+            record,
+            shared: false,
+        })
     }
 
     /// Masks a DataRow of a result described by `cols` (if known).
@@ -142,12 +161,12 @@ impl PgMasking {
         let [client_plan, record_plan] = plans;
         let (c, r) = (&self.maskers[0], &self.maskers[1]);
         if !self.split {
-            let out = c
-                .as_ref()
-                .and_then(|m| client_plan.mask(m, raw, &mut rm.tally));
             return MaskedMessage {
-                record: out.clone(),
-                client: out,
+                client: c
+                    .as_ref()
+                    .and_then(|m| client_plan.mask(m, raw, &mut rm.tally)),
+                record: None,
+                shared: true,
             };
         }
         MaskedMessage {
@@ -157,6 +176,7 @@ impl PgMasking {
             record: r
                 .as_ref()
                 .and_then(|m| record_plan.mask(m, raw, &mut rm.tally)),
+            shared: false,
         }
     }
 
