@@ -262,6 +262,22 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
         "the hold is gone after its timeout"
     );
 
+    // 3b. The client cancels (a CancelRequest, as psql's Ctrl-C sends): the held
+    //     statement is refused at once.
+    let c = client.clone();
+    let update = rt.spawn(async move {
+        c.simple_query("UPDATE orders SET total = 77 WHERE id = 2")
+            .await
+    });
+    admin.one_hold();
+    let cancel = client.cancel_token();
+    rt.block_on(cancel.cancel_query(tokio_postgres::NoTls))
+        .expect("the cancel request is accepted");
+    let err = rt.block_on(update).unwrap().unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    assert!(admin.holds().is_empty(), "a cancel ends the hold");
+    assert_eq!(total(2), "20", "a cancelled statement never ran");
+
     // 4. A session-scoped approval covers the same statement shape afterwards; a
     //    one-time approval does not.
     let c = client.clone();
@@ -298,7 +314,7 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
         gw.archive(),
         "SELECT command, text FROM events WHERE kind = 'query' AND status = 'held' ORDER BY seq",
     );
-    assert_eq!(held.len(), 5, "{held:#?}");
+    assert_eq!(held.len(), 6, "{held:#?}");
     assert!(
         held[0]["text"]
             .as_str()
@@ -318,7 +334,7 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
             )
         })
         .collect();
-    assert_eq!(texts.len(), 5, "{texts:#?}");
+    assert_eq!(texts.len(), 6, "{texts:#?}");
     assert_eq!(texts[0].0, "approved");
     assert!(
         texts[0].1.contains("by olivia")
@@ -334,7 +350,11 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
         "{texts:#?}"
     );
     assert!(texts[2].1.contains("timed out"), "{texts:#?}");
-    assert!(texts[3].1.contains("scope session"), "{texts:#?}");
+    assert!(
+        texts[3].1.contains("cancelled") && texts[3].1.contains("client cancelled"),
+        "{texts:#?}"
+    );
+    assert!(texts[4].1.contains("scope session"), "{texts:#?}");
     let commands = query_json(
         gw.archive(),
         "SELECT command, status, sqlstate FROM commands WHERE command NOT LIKE 'SELECT%' ORDER BY seq",
@@ -353,6 +373,7 @@ fn held_statements_wait_for_a_person_and_every_decision_is_recorded() {
         vec![
             ("approved".to_string(), String::new()),
             ("denied".to_string(), "42501".to_string()),
+            ("denied".to_string(), "57014".to_string()),
             ("denied".to_string(), "57014".to_string()),
             ("approved".to_string(), String::new()),
             ("ok".to_string(), String::new()),

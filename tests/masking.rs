@@ -348,6 +348,16 @@ fn masking_rewrites_every_format_and_nothing_raw_reaches_the_archive() {
          RAISE NOTICE 'card on file: %', c; END $$",
     );
     assert!(err.contains("card on file: [redacted]"), "{err}");
+    let (out, _) = psql(
+        gw.port,
+        &agent,
+        "LISTEN billing; DO $$ BEGIN PERFORM pg_notify('billing', \
+         (SELECT 'charge ' || card FROM customers WHERE id = 1)); END $$",
+    );
+    assert!(
+        out.contains("payload \"charge [redacted]\""),
+        "a NOTIFY payload is masked: {out}"
+    );
     assert!(gw.stop());
 
     // The archive: what was masked is listed, and no raw secret is anywhere in it.

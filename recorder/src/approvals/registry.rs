@@ -193,6 +193,27 @@ impl Holds {
         self.lock().remove(id);
     }
 
+    /// Ends the holds of one session whose client cancelled its statement (a
+    /// CancelRequest): the statement is refused, as a cancelled one would fail.
+    pub fn cancel_session(&self, session_id: &str) -> usize {
+        let mut holds = self.lock();
+        let ids: Vec<String> = holds
+            .iter()
+            .filter(|(_, e)| e.info.session_id == session_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            if let Some(e) = holds.remove(id) {
+                let _ = e.decide.send(Decision {
+                    outcome: Outcome::Cancelled,
+                    approver: None,
+                    reason: Some("the client cancelled the statement".into()),
+                });
+            }
+        }
+        ids.len()
+    }
+
     /// Ends every hold (the gateway is shutting down).
     pub fn cancel_all(&self) {
         for (_, e) in self.lock().drain() {

@@ -463,15 +463,19 @@ impl BackendState {
                 }
             }
             b'A' => {
-                let mut r = Reader::new(tag, body);
+                let mut tally = crate::policy::mask::tally::Tally::default();
+                let m = masking.notification(&mut tally, raw)?;
+                let recorded = m.for_record().unwrap_or(raw);
+                let mut r = Reader::new(tag, &recorded[5..]);
                 let pid = r.i32()?;
                 let channel = r.cstr()?;
                 let payload = r.cstr()?;
-                state.record(
-                    EventDraft::new(Direction::Server, Kind::Output)
-                        .payload(bytes::Bytes::copy_from_slice(raw))
-                        .text(format!("NOTIFY {channel}: {payload} (from backend {pid})")),
-                )?;
+                let mut draft = EventDraft::new(Direction::Server, Kind::Output)
+                    .payload(bytes::Bytes::copy_from_slice(recorded))
+                    .text(format!("NOTIFY {channel}: {payload} (from backend {pid})"));
+                draft.masked = tally.into_entries();
+                state.record(draft)?;
+                return Ok(m.client);
             }
             b'Z' => {
                 if state

@@ -2,6 +2,7 @@
 //! with the upstream's key, and the client never learns the upstream's.
 
 use super::startup::cancel_request;
+use crate::approvals::registry::Holds;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +15,8 @@ pub struct UpstreamKey {
     pub port: u16,
     pub pid: i32,
     pub secret: i32,
+    /// The session the key belongs to (a cancel also ends its held statement).
+    pub session_id: String,
 }
 
 /// All live sessions' keys, shared by every listener of the gateway.
@@ -44,8 +47,10 @@ impl CancelRegistry {
             .remove(&key);
     }
 
-    /// Forwards a cancel to the upstream; an unknown key is ignored, as PostgreSQL does.
-    pub async fn cancel(&self, pid: i32, secret: i32) -> bool {
+    /// Forwards a cancel to the upstream, and refuses the session's statement if it
+    /// is held for approval (nothing of it runs upstream yet); an unknown key is
+    /// ignored, as PostgreSQL does.
+    pub async fn cancel(&self, pid: i32, secret: i32, holds: &Holds) -> bool {
         let target = self
             .keys
             .lock()
@@ -56,6 +61,9 @@ impl CancelRegistry {
             tracing::info!(pid, "cancel request with an unknown key ignored");
             return false;
         };
+        if holds.cancel_session(&t.session_id) > 0 {
+            tracing::info!(session = %t.session_id, "cancel request ended a held statement");
+        }
         match tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await {
             Ok(mut s) => {
                 let ok = s.write_all(&cancel_request(t.pid, t.secret)).await.is_ok();

@@ -294,6 +294,7 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
             port: conn.upstream.port,
             pid,
             secret,
+            session_id: session_id.to_string(),
         })
     });
     let mut greeting = BytesMut::new();
@@ -388,7 +389,10 @@ async fn startup(
                 client.write_all(b"N").await?;
             }
             StartupPacket::CancelRequest { pid, secret } => {
-                ctx.postgres.cancel_keys.cancel(pid, secret).await;
+                ctx.postgres
+                    .cancel_keys
+                    .cancel(pid, secret, &ctx.holds)
+                    .await;
                 return Ok(None);
             }
             StartupPacket::Startup { params, .. } => {

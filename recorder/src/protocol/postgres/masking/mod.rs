@@ -180,6 +180,15 @@ impl PgMasking {
         }
     }
 
+    /// Masks a NotificationResponse.
+    pub fn notification(
+        &self,
+        tally: &mut Tally,
+        raw: &[u8],
+    ) -> Result<MaskedMessage, DecodeError> {
+        self.both(tally, |m, _, t| notice::mask_notification(m, raw, t))
+    }
+
     /// Masks an ErrorResponse or NoticeResponse.
     pub fn notice(&self, tally: &mut Tally, raw: &[u8]) -> Result<MaskedMessage, DecodeError> {
         self.both(tally, |m, _, t| notice::mask_notice(m, raw, t))

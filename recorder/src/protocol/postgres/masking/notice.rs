@@ -1,7 +1,8 @@
 //! ErrorResponse and NoticeResponse: the server quotes values in its messages (a
 //! unique violation's detail names the duplicate key, a cast error the bad input),
 //! so the human-readable fields are scanned with the value detectors. The fields a
-//! client branches on (severity, SQLSTATE, source position) are left alone.
+//! client branches on (severity, SQLSTATE, source position) are left alone. A
+//! NotificationResponse's payload is scanned the same way.
 
 use crate::policy::mask::session_masker::{Outcome, SessionMasker};
 use crate::policy::mask::strategy::REDACTED;
@@ -61,6 +62,39 @@ pub fn mask_notice(
         out.extend_from_slice(value.as_bytes());
         out.put_u8(0);
     }
+    out.put_u8(0);
+    let len = (out.len() - 1) as i32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    Ok(Some(out))
+}
+
+/// Masks a NotificationResponse's payload (`raw`, tag and length included): NOTIFY
+/// payloads are free text an application may fill with anything. `None` when it is
+/// unchanged.
+pub fn mask_notification(
+    masker: &SessionMasker,
+    raw: &[u8],
+    tally: &mut Tally,
+) -> Result<Option<BytesMut>, DecodeError> {
+    if !masker.scans() {
+        return Ok(None);
+    }
+    let mut r = Reader::new(b'A', &raw[5..]);
+    let pid = r.i32()?;
+    let channel = r.cstr()?;
+    let payload = r.cstr()?;
+    let masked = match masker.scan(payload, tally) {
+        Outcome::Clean => return Ok(None),
+        Outcome::Text(t) => t,
+        Outcome::Null => REDACTED.to_string(),
+    };
+    let mut out = BytesMut::with_capacity(raw.len() + 16);
+    out.put_u8(b'A');
+    out.put_i32(0);
+    out.put_i32(pid);
+    out.extend_from_slice(channel.as_bytes());
+    out.put_u8(0);
+    out.extend_from_slice(masked.as_bytes());
     out.put_u8(0);
     let len = (out.len() - 1) as i32;
     out[1..5].copy_from_slice(&len.to_be_bytes());
