@@ -33,7 +33,9 @@ const DEFAULT_KEY: &str = "tapline.key";
 pub struct GatewayArgs {
     #[command(subcommand)]
     action: Option<GatewayAction>,
-    /// A TOML config file declaring [gateway] and [[connections]].
+    /// A TOML config file declaring [gateway], [[connections]] and what the gateway
+    /// enforces: [policy], [[deny]], [masking], [[mask]], [approvals], [[approve]]
+    /// (see the README).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "upstream"])]
     config: Option<PathBuf>,
     /// Quick mode: the address clients connect to.

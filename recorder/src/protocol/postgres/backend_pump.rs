@@ -18,8 +18,9 @@ use super::row::{
 };
 use super::session_state::SessionState;
 use super::wire::Reader;
+use crate::policy::mask::tally::Tally;
 use crate::shutdown::{Phase, Shutdown};
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -260,6 +261,16 @@ fn splice_refusals(
     Ok(())
 }
 
+/// A server message no command claims (a notice between commands, a notification),
+/// recorded as it was masked.
+fn output_event(recorded: &[u8], text: String, tally: Tally) -> EventDraft {
+    let mut draft = EventDraft::new(Direction::Server, Kind::Output)
+        .payload(bytes::Bytes::copy_from_slice(recorded))
+        .text(text);
+    draft.masked = tally.into_entries();
+    draft
+}
+
 /// Records the error a refused statement got, as its completion.
 pub fn record_refusal(
     state: &SessionState,
@@ -312,7 +323,7 @@ impl BackendState {
 
     /// Handles one upstream message; returns what the client gets instead of it,
     /// when masking changed it.
-    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<BytesMut>, TapError> {
+    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<Bytes>, TapError> {
         let tag = raw[0];
         let body = &raw[5..];
         let masking = &state.masking;
@@ -442,39 +453,33 @@ impl BackendState {
             }
             b'E' => return self.error(state, raw),
             b'N' => {
-                if let Some(r) = self.current(state) {
-                    let m = masking.notice(&mut r.masking.tally, raw)?;
-                    let recorded = m.for_record().unwrap_or(raw);
-                    let fields = ErrorFields::parse(tag, &recorded[5..])?;
-                    r.append(recorded);
-                    r.line(&format!("NOTICE: {}", fields.render()));
-                    return Ok(m.client);
-                } else {
-                    let mut tally = Default::default();
-                    let m = masking.notice(&mut tally, raw)?;
-                    let recorded = m.for_record().unwrap_or(raw);
-                    let fields = ErrorFields::parse(tag, &recorded[5..])?;
-                    let mut draft = EventDraft::new(Direction::Server, Kind::Output)
-                        .payload(bytes::Bytes::copy_from_slice(recorded))
-                        .text(format!("NOTICE: {}", fields.render()));
-                    draft.masked = crate::policy::mask::tally::Tally::into_entries(tally);
-                    state.record(draft)?;
-                    return Ok(m.client);
+                let mut tally = Tally::default();
+                let m = masking.notice(&mut tally, raw)?;
+                let recorded = m.for_record().unwrap_or(raw);
+                let notice = format!(
+                    "NOTICE: {}",
+                    ErrorFields::parse(tag, &recorded[5..])?.render()
+                );
+                match self.current(state) {
+                    Some(r) => {
+                        r.append(recorded);
+                        r.line(&notice);
+                        r.masking.tally.merge(tally);
+                    }
+                    None => state.record(output_event(recorded, notice, tally))?,
                 }
+                return Ok(m.client);
             }
             b'A' => {
-                let mut tally = crate::policy::mask::tally::Tally::default();
+                let mut tally = Tally::default();
                 let m = masking.notification(&mut tally, raw)?;
                 let recorded = m.for_record().unwrap_or(raw);
                 let mut r = Reader::new(tag, &recorded[5..]);
                 let pid = r.i32()?;
                 let channel = r.cstr()?;
                 let payload = r.cstr()?;
-                let mut draft = EventDraft::new(Direction::Server, Kind::Output)
-                    .payload(bytes::Bytes::copy_from_slice(recorded))
-                    .text(format!("NOTIFY {channel}: {payload} (from backend {pid})"));
-                draft.masked = tally.into_entries();
-                state.record(draft)?;
+                let text = format!("NOTIFY {channel}: {payload} (from backend {pid})");
+                state.record(output_event(recorded, text, tally))?;
                 return Ok(m.client);
             }
             b'Z' => {
@@ -533,8 +538,8 @@ impl BackendState {
     /// An ErrorResponse: in a simple query it ends with ReadyForQuery; in the extended
     /// protocol the server skips everything until Sync, so the failing command is
     /// recorded now and the commands skipped after it are recorded as such.
-    fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<BytesMut>, TapError> {
-        let mut tally = crate::policy::mask::tally::Tally::default();
+    fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<Bytes>, TapError> {
+        let mut tally = Tally::default();
         let masked = state.masking.notice(&mut tally, raw)?;
         let recorded = masked.for_record().map(<[u8]>::to_vec);
         let client = masked.client;

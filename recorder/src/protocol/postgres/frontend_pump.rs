@@ -289,11 +289,16 @@ impl FrontendState {
     /// The approval `sql` needs in this session, unless its shape was approved for
     /// the rest of the session already.
     fn needs_approval(&self, state: &SessionState, sql: &str) -> Option<NeedsApproval> {
-        let needs = state.approvals.check(sql)?;
-        if !self.approved_shapes.is_empty() && self.approved_shapes.contains(&shape(sql)) {
-            return None;
-        }
-        Some(needs)
+        state
+            .approvals
+            .check(sql)
+            .filter(|_| !self.approved_for_session(sql))
+    }
+
+    /// Whether a session-wide approval covers `sql`'s shape (no parse when there is
+    /// none, the common case).
+    fn approved_for_session(&self, sql: &str) -> bool {
+        !self.approved_shapes.is_empty() && self.approved_shapes.contains(&shape(sql))
     }
 
     /// Goes on after a hold: an approved statement is forwarded (and its shape
@@ -475,9 +480,7 @@ impl FrontendState {
                     });
                 let mut payload = std::mem::take(&mut self.pending_bytes);
                 payload.extend_from_slice(raw);
-                let needs = needs.filter(|_| {
-                    self.approved_shapes.is_empty() || !self.approved_shapes.contains(&shape(&sql))
-                });
+                let needs = needs.filter(|_| !self.approved_for_session(&sql));
                 if let Some(needs) = needs {
                     return Ok(Action::Hold(
                         Box::new(HeldStatement {

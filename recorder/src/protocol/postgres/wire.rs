@@ -108,7 +108,12 @@ pub struct Builder {
 impl Builder {
     /// Starts a message with a tag (`None` for startup-phase packets).
     pub fn new(tag: Option<u8>) -> Self {
-        let mut buf = BytesMut::with_capacity(64);
+        Self::with_capacity(tag, 64)
+    }
+
+    /// Like `new`, for a message of about `capacity` bytes (a rewritten row).
+    pub fn with_capacity(tag: Option<u8>, capacity: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(capacity);
         if let Some(t) = tag {
             buf.put_u8(t);
         }
@@ -141,6 +146,11 @@ impl Builder {
     pub fn raw(mut self, b: &[u8]) -> Self {
         self.buf.put_slice(b);
         self
+    }
+
+    /// The message so far, to write into directly.
+    pub fn body_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
     }
 
     /// Finishes the message.

@@ -10,7 +10,8 @@ use super::data_row::{ValueOutcome, mask_value};
 use crate::policy::mask::column_pattern::TableName;
 use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::mask::tally::Tally;
-use bytes::{BufMut, BytesMut};
+use crate::protocol::postgres::wire::Builder;
+use bytes::Bytes;
 use sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, Expr, ObjectName, SelectItem,
     SetExpr, Statement, TableFactor,
@@ -281,12 +282,7 @@ impl CopyPlan {
 
     /// Masks one CopyData message (`raw`, tag and length included); `None` when it
     /// is unchanged.
-    pub fn mask(
-        &mut self,
-        masker: &SessionMasker,
-        raw: &[u8],
-        tally: &mut Tally,
-    ) -> Option<BytesMut> {
+    pub fn mask(&mut self, masker: &SessionMasker, raw: &[u8], tally: &mut Tally) -> Option<Bytes> {
         let body = &raw[5..];
         let first = self.rows == 0;
         self.rows += 1;
@@ -304,11 +300,11 @@ impl CopyPlan {
             }
             CopyFormat::Binary => self.mask_binary(masker, body, first, tally),
         }?;
-        let mut out = BytesMut::with_capacity(new_body.len() + 5);
-        out.put_u8(b'd');
-        out.put_i32(new_body.len() as i32 + 4);
-        out.extend_from_slice(&new_body);
-        Some(out)
+        Some(
+            Builder::with_capacity(Some(b'd'), new_body.len() + 5)
+                .raw(&new_body)
+                .finish(),
+        )
     }
 
     fn mask_text_row(
@@ -414,37 +410,24 @@ impl CopyPlan {
                 break; // the trailer
             }
             for i in 0..n as usize {
+                let at = pos;
                 let len = i32::from_be_bytes(body.get(pos..pos + 4)?.try_into().ok()?);
                 pos += 4;
-                if len < 0 {
-                    out.put_i32(-1);
-                    continue;
-                }
-                let v = body.get(pos..pos + len as usize)?;
-                pos += len as usize;
-                // Types are unknown here: a covered field is nulled, others are
-                // scanned as text when they are UTF-8.
-                let mask = self.columns.get(i);
-                let outcome = match mask {
-                    Some(m) if m.rule.is_some() => mask_value(masker, Some(m), v, tally),
-                    _ if std::str::from_utf8(v).is_ok() => mask_value(masker, None, v, tally),
-                    _ => ValueOutcome::Keep,
+                let outcome = if len < 0 {
+                    ValueOutcome::Keep
+                } else {
+                    let v = body.get(pos..pos + len as usize)?;
+                    pos += len as usize;
+                    // Types are unknown here: a covered field is nulled, others are
+                    // scanned as text when they are UTF-8.
+                    match self.columns.get(i) {
+                        Some(m) if m.rule.is_some() => mask_value(masker, Some(m), v, tally),
+                        _ if std::str::from_utf8(v).is_ok() => mask_value(masker, None, v, tally),
+                        _ => ValueOutcome::Keep,
+                    }
                 };
-                match outcome {
-                    ValueOutcome::Keep => {
-                        out.put_i32(len);
-                        out.extend_from_slice(v);
-                    }
-                    ValueOutcome::Null => {
-                        changed = true;
-                        out.put_i32(-1);
-                    }
-                    ValueOutcome::Bytes(b) => {
-                        changed = true;
-                        out.put_i32(b.len() as i32);
-                        out.extend_from_slice(&b);
-                    }
-                }
+                changed |= !matches!(outcome, ValueOutcome::Keep);
+                outcome.put_into(&mut out, &body[at..pos]);
             }
         }
         out.extend_from_slice(body.get(pos..)?);

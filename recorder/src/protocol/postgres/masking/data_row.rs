@@ -5,14 +5,29 @@
 use super::column_plan::{ColumnMask, Encoding};
 use crate::policy::mask::session_masker::{Outcome, SessionMasker};
 use crate::policy::mask::tally::Tally;
-use crate::protocol::postgres::wire::{DecodeError, Reader};
-use bytes::{BufMut, BytesMut};
+use crate::protocol::postgres::wire::{Builder, DecodeError, Reader};
+use bytes::{BufMut, Bytes};
 
 /// What masking did to one value.
 pub enum ValueOutcome {
     Keep,
     Bytes(Vec<u8>),
     Null,
+}
+
+impl ValueOutcome {
+    /// Writes the value as it goes out, length first: `original` (length-prefixed, as
+    /// it came), NULL, or the masked bytes.
+    pub fn put_into(self, out: &mut impl BufMut, original: &[u8]) {
+        match self {
+            ValueOutcome::Keep => out.put_slice(original),
+            ValueOutcome::Null => out.put_i32(-1),
+            ValueOutcome::Bytes(b) => {
+                out.put_i32(b.len() as i32);
+                out.put_slice(&b);
+            }
+        }
+    }
 }
 
 /// Masks one value of a column with the given mask (or, for a column the result
@@ -83,48 +98,27 @@ pub fn mask_data_row(
     plan: &[ColumnMask],
     raw: &[u8],
     tally: &mut Tally,
-) -> Result<Option<BytesMut>, DecodeError> {
+) -> Result<Option<Bytes>, DecodeError> {
     let mut r = Reader::new(b'D', &raw[5..]);
     let n = r.count16()?;
-    let mut out: Option<BytesMut> = None;
+    let mut out: Option<Builder> = None;
     for i in 0..n {
         let start = raw.len() - r.remaining().len();
-        let v = r.value()?;
-        let end = raw.len() - r.remaining().len();
-        let outcome = match v {
+        let outcome = match r.value()? {
             None => ValueOutcome::Keep,
             Some(v) => mask_value(masker, plan.get(i), v, tally),
         };
-        let replacement = match outcome {
-            ValueOutcome::Keep => None,
-            ValueOutcome::Null => Some(None),
-            ValueOutcome::Bytes(b) => Some(Some(b)),
-        };
-        match replacement {
-            None => {
-                if let Some(o) = &mut out {
-                    o.extend_from_slice(&raw[start..end]);
-                }
-            }
-            Some(value) => {
-                let o = out.get_or_insert_with(|| {
-                    let mut b = BytesMut::with_capacity(raw.len() + 16);
-                    b.extend_from_slice(&raw[..start]);
-                    b
-                });
-                match value {
-                    None => o.put_i32(-1),
-                    Some(b) => {
-                        o.put_i32(b.len() as i32);
-                        o.extend_from_slice(&b);
-                    }
-                }
+        let original = &raw[start..raw.len() - r.remaining().len()];
+        match (&mut out, outcome) {
+            (None, ValueOutcome::Keep) => {}
+            (Some(b), outcome) => outcome.put_into(b.body_mut(), original),
+            (None, outcome) => {
+                // The first change: the row is copied from here on.
+                let mut b = Builder::with_capacity(Some(b'D'), raw.len() + 16).raw(&raw[5..start]);
+                outcome.put_into(b.body_mut(), original);
+                out = Some(b);
             }
         }
     }
-    if let Some(o) = &mut out {
-        let len = (o.len() - 1) as i32;
-        o[1..5].copy_from_slice(&len.to_be_bytes());
-    }
-    Ok(out)
+    Ok(out.map(Builder::finish))
 }

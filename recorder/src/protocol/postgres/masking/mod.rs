@@ -17,7 +17,7 @@ use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::mask::tally::Tally;
 use crate::protocol::postgres::row::Column;
 use crate::protocol::postgres::wire::DecodeError;
-use bytes::BytesMut;
+use bytes::Bytes;
 use catalog::Catalog;
 use column_plan::{ColumnPlan, plan};
 use copy_out::{CopyPlan, plan_copy};
@@ -37,9 +37,9 @@ pub struct PgMasking {
 #[derive(Debug, Default)]
 pub struct MaskedMessage {
     /// What the client gets.
-    pub client: Option<BytesMut>,
+    pub client: Option<Bytes>,
     /// What the archive keeps, when it differs from what the client gets.
-    record: Option<BytesMut>,
+    record: Option<Bytes>,
     /// Whether the archive keeps what the client gets (one copy serves both).
     shared: bool,
 }
@@ -95,7 +95,7 @@ impl PgMasking {
     fn both<E>(
         &self,
         tally: &mut Tally,
-        mut f: impl FnMut(&SessionMasker, usize, &mut Tally) -> Result<Option<BytesMut>, E>,
+        mut f: impl FnMut(&SessionMasker, usize, &mut Tally) -> Result<Option<Bytes>, E>,
     ) -> Result<MaskedMessage, E> {
         if !self.split {
             let Some(m) = &self.maskers[0] else {
@@ -155,28 +155,16 @@ impl PgMasking {
 
     /// Masks a CopyData row of the COPY OUT in progress (others pass unchanged).
     pub fn copy_data(&self, rm: &mut ResultMasking, raw: &[u8]) -> MaskedMessage {
-        let Some(plans) = rm.copy.as_mut() else {
+        let ResultMasking { copy, tally, .. } = rm;
+        let Some(plans) = copy.as_mut() else {
             return MaskedMessage::default();
         };
-        let [client_plan, record_plan] = plans;
-        let (c, r) = (&self.maskers[0], &self.maskers[1]);
-        if !self.split {
-            return MaskedMessage {
-                client: c
-                    .as_ref()
-                    .and_then(|m| client_plan.mask(m, raw, &mut rm.tally)),
-                record: None,
-                shared: true,
-            };
-        }
-        MaskedMessage {
-            client: c
-                .as_ref()
-                .and_then(|m| client_plan.mask(m, raw, &mut Tally::default())),
-            record: r
-                .as_ref()
-                .and_then(|m| record_plan.mask(m, raw, &mut rm.tally)),
-            shared: false,
+        let masked = self.both(tally, |m, i, t| {
+            Ok::<_, std::convert::Infallible>(plans[i].mask(m, raw, t))
+        });
+        match masked {
+            Ok(m) => m,
+            Err(never) => match never {},
         }
     }
 

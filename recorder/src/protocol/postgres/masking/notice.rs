@@ -7,8 +7,8 @@
 use crate::policy::mask::session_masker::{Outcome, SessionMasker};
 use crate::policy::mask::strategy::REDACTED;
 use crate::policy::mask::tally::Tally;
-use crate::protocol::postgres::wire::{DecodeError, Reader};
-use bytes::{BufMut, BytesMut};
+use crate::protocol::postgres::wire::{Builder, DecodeError, Reader};
+use bytes::Bytes;
 
 /// Field codes that carry text a value may be quoted in: message, detail, hint,
 /// context (where), and the names of the schema objects involved.
@@ -20,7 +20,7 @@ pub fn mask_notice(
     masker: &SessionMasker,
     raw: &[u8],
     tally: &mut Tally,
-) -> Result<Option<BytesMut>, DecodeError> {
+) -> Result<Option<Bytes>, DecodeError> {
     if !masker.scans() {
         return Ok(None);
     }
@@ -53,19 +53,16 @@ pub fn mask_notice(
     if !changed {
         return Ok(None);
     }
-    let mut out = BytesMut::with_capacity(raw.len() + 16);
-    out.put_u8(tag);
-    out.put_i32(0);
-    for (code, value) in fields {
-        out.put_u8(code);
-        // A masked value never holds NUL: the replacement texts are printable.
-        out.extend_from_slice(value.as_bytes());
-        out.put_u8(0);
-    }
-    out.put_u8(0);
-    let len = (out.len() - 1) as i32;
-    out[1..5].copy_from_slice(&len.to_be_bytes());
-    Ok(Some(out))
+    // A masked value never holds NUL: the replacement texts are printable.
+    let message = fields
+        .iter()
+        .fold(
+            Builder::with_capacity(Some(tag), raw.len() + 16),
+            |b, (code, value)| b.u8(*code).cstr(value),
+        )
+        .u8(0)
+        .finish();
+    Ok(Some(message))
 }
 
 /// Masks a NotificationResponse's payload (`raw`, tag and length included): NOTIFY
@@ -75,7 +72,7 @@ pub fn mask_notification(
     masker: &SessionMasker,
     raw: &[u8],
     tally: &mut Tally,
-) -> Result<Option<BytesMut>, DecodeError> {
+) -> Result<Option<Bytes>, DecodeError> {
     if !masker.scans() {
         return Ok(None);
     }
@@ -88,15 +85,11 @@ pub fn mask_notification(
         Outcome::Text(t) => t,
         Outcome::Null => REDACTED.to_string(),
     };
-    let mut out = BytesMut::with_capacity(raw.len() + 16);
-    out.put_u8(b'A');
-    out.put_i32(0);
-    out.put_i32(pid);
-    out.extend_from_slice(channel.as_bytes());
-    out.put_u8(0);
-    out.extend_from_slice(masked.as_bytes());
-    out.put_u8(0);
-    let len = (out.len() - 1) as i32;
-    out[1..5].copy_from_slice(&len.to_be_bytes());
-    Ok(Some(out))
+    Ok(Some(
+        Builder::new(Some(b'A'))
+            .i32(pid)
+            .cstr(channel)
+            .cstr(&masked)
+            .finish(),
+    ))
 }
