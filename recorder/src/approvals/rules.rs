@@ -2,6 +2,7 @@
 //! pattern, table list; scoped by connection and group), but instead of refusing a
 //! statement they hold it until a person in the rule's approver groups decides.
 
+use crate::policy::guard::sql::Sql;
 use crate::policy::guard::{Denial, DenyRules, SessionGuard};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -90,12 +91,12 @@ impl ApprovalRules {
 
 impl SessionApprovals {
     /// Whether `sql` needs approval, and by which rule.
-    pub fn check(&self, sql: &str) -> Option<NeedsApproval> {
+    pub fn check(&self, sql: &Sql<'_>) -> Option<NeedsApproval> {
         let Denial {
             rule,
             message,
             matched,
-        } = self.guard.check(sql)?;
+        } = self.guard.check_sql(sql)?;
         // Unparseable SQL is the deny rules' business; an approval rule holds only
         // what it positively matched.
         let r = self.rules.rules.get(&rule)?;

@@ -2,9 +2,8 @@
 //! session-scoped approval of `UPDATE t SET x = 1 WHERE id = 7` also covers
 //! `UPDATE t SET x = 2 WHERE id = 8`, and nothing else.
 
+use crate::policy::guard::sql::Sql;
 use sqlparser::ast::{Expr, Value, VisitMut, VisitorMut};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 
 struct Literals;
@@ -23,9 +22,10 @@ impl VisitorMut for Literals {
 }
 
 /// The shape of `sql`; SQL that does not parse is its own shape (whitespace aside).
-pub fn shape(sql: &str) -> String {
-    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
-        Ok(mut statements) => {
+pub fn shape(sql: &Sql<'_>) -> String {
+    match sql.statements() {
+        Ok(statements) => {
+            let mut statements = statements.to_vec();
             let _ = statements.visit(&mut Literals);
             statements
                 .iter()
@@ -33,13 +33,17 @@ pub fn shape(sql: &str) -> String {
                 .collect::<Vec<_>>()
                 .join("; ")
         }
-        Err(_) => sql.split_whitespace().collect::<Vec<_>>().join(" "),
+        Err(_) => sql.text().split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shape(sql: &str) -> String {
+        super::shape(&Sql::new(sql))
+    }
 
     #[test]
     fn literals_do_not_change_the_shape() {

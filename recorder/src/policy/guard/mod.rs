@@ -6,13 +6,13 @@
 
 pub mod compile;
 pub mod pattern;
+pub mod sql;
 pub mod statement_kind;
 pub mod table_list;
 
 use pattern::Pattern;
+use sql::Sql;
 use sqlparser::ast::Statement;
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use statement_kind::StatementKind;
 use std::sync::Arc;
 use table_list::TableList;
@@ -126,11 +126,16 @@ impl DenyRules {
 impl SessionGuard {
     /// Checks one string the client sent (possibly several statements).
     pub fn check(&self, sql: &str) -> Option<Denial> {
+        self.check_sql(&Sql::new(sql))
+    }
+
+    /// Like `check`, sharing the parse with the other checks of the same text.
+    pub fn check_sql(&self, sql: &Sql<'_>) -> Option<Denial> {
         if self.rules.is_empty() {
             return None;
         }
         for rule in &self.rules {
-            if rule.pattern.as_ref().is_some_and(|p| p.matches(sql)) {
+            if rule.pattern.as_ref().is_some_and(|p| p.matches(sql.text())) {
                 return Some(Denial {
                     rule: rule.name.clone(),
                     message: rule.message.clone(),
@@ -138,7 +143,7 @@ impl SessionGuard {
                 });
             }
         }
-        let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        let statements = match sql.statements() {
             Ok(s) => s,
             Err(e) if self.unparseable == Some(Unparseable::Closed) => {
                 return Some(Denial {
@@ -151,7 +156,7 @@ impl SessionGuard {
             }
             Err(_) => return None,
         };
-        for stmt in &statements {
+        for stmt in statements {
             for rule in &self.rules {
                 if let Some(matched) = rule.denies(stmt) {
                     return Some(Denial {

@@ -23,6 +23,7 @@ use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
 use crate::approvals::shape::shape;
 use crate::policy::guard::Denial;
+use crate::policy::guard::sql::Sql;
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, HashSet};
@@ -286,19 +287,20 @@ impl FrontendState {
         Ok(())
     }
 
-    /// The approval `sql` needs in this session, unless its shape was approved for
-    /// the rest of the session already.
-    fn needs_approval(&self, state: &SessionState, sql: &str) -> Option<NeedsApproval> {
-        state
-            .approvals
-            .check(sql)
-            .filter(|_| !self.approved_for_session(sql))
+    /// The deny rules' verdict on `sql`, else the approval it needs: one parse
+    /// serves both.
+    fn judge(state: &SessionState, sql: &str) -> (Option<Denial>, Option<NeedsApproval>) {
+        let sql = Sql::new(sql);
+        match state.guard.check_sql(&sql) {
+            Some(d) => (Some(d), None),
+            None => (None, state.approvals.check(&sql)),
+        }
     }
 
     /// Whether a session-wide approval covers `sql`'s shape (no parse when there is
     /// none, the common case).
     fn approved_for_session(&self, sql: &str) -> bool {
-        !self.approved_shapes.is_empty() && self.approved_shapes.contains(&shape(sql))
+        !self.approved_shapes.is_empty() && self.approved_shapes.contains(&shape(&Sql::new(sql)))
     }
 
     /// Goes on after a hold: an approved statement is forwarded (and its shape
@@ -312,7 +314,7 @@ impl FrontendState {
     ) -> Action {
         if let Outcome::Approved { scope } = decision.outcome {
             if scope == Scope::Session {
-                self.approved_shapes.insert(shape(&held.sql));
+                self.approved_shapes.insert(shape(&Sql::new(&held.sql)));
             }
             match at {
                 Held::Query => {
@@ -373,12 +375,13 @@ impl FrontendState {
         }
         match msg {
             FrontendMessage::Query { sql } => {
-                if let Some(d) = state.guard.check(&sql) {
+                let (denial, needs) = Self::judge(state, &sql);
+                if let Some(d) = denial {
                     self.refuse(state, raw, sql, d)?;
                     state.pipeline.push(Pending::Sync);
                     return Ok(Action::Replace(SYNC));
                 }
-                if let Some(needs) = self.needs_approval(state, &sql) {
+                if let Some(needs) = needs.filter(|_| !self.approved_for_session(&sql)) {
                     return Ok(Action::Hold(
                         Box::new(HeldStatement {
                             command: sql.clone(),
@@ -420,7 +423,8 @@ impl FrontendState {
                 sql,
                 param_types,
             } => {
-                if let Some(d) = state.guard.check(&sql) {
+                let (denial, needs) = Self::judge(state, &sql);
+                if let Some(d) = denial {
                     let mut payload = std::mem::take(&mut self.pending_bytes);
                     payload.extend_from_slice(raw);
                     self.refuse(state, &payload, sql, d)?;
@@ -428,7 +432,6 @@ impl FrontendState {
                     return Ok(Action::Drop);
                 }
                 self.keep_for_execute(raw);
-                let needs = state.approvals.check(&sql);
                 self.statements
                     .insert(statement.clone(), (sql.clone(), param_types, needs));
                 state.pipeline.push(Pending::Parse {
