@@ -15,6 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::azurite::Azurite;
+use support::env_num;
 use support::gateway::{GatewayOpts, GatewayProc};
 use support::postgres::PgServer;
 use tapline_store::{
@@ -24,13 +25,6 @@ use tapline_store::{
 
 const SESSIONS: usize = 8;
 const PAYLOAD: usize = 256;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn meta(i: usize) -> SessionMeta {
     SessionMeta {

@@ -14,6 +14,7 @@ mod support;
 
 use bytes::BytesMut;
 use std::time::Instant;
+use support::env_num;
 use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
 use support::postgres::PgServer;
 use tapline_recorder::policy::mask::column_pattern::ColumnPattern;
@@ -23,13 +24,6 @@ use tapline_recorder::policy::mask::strategy::Strategy;
 use tapline_recorder::protocol::postgres::masking::catalog::Catalog;
 use tapline_recorder::protocol::postgres::masking::{PgMasking, ResultMasking};
 use tapline_recorder::protocol::postgres::row::{Column, render_data_row};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const RULES: &str = r#"
 [[mask]]

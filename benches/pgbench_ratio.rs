@@ -7,15 +7,9 @@
 mod support;
 
 use std::process::Command;
+use support::env_num;
 use support::gateway::{GatewayOpts, GatewayProc};
 use support::postgres::PgServer;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn pgbench(args: &[&str], conn: &[String]) -> f64 {
     let out = Command::new("pgbench")

@@ -62,7 +62,7 @@ fn chain_only(shape: &Shape, payload: &Bytes) -> Duration {
                 row_count: Some(1),
                 duration_us: Some(80),
                 masked: &[],
-                payload,
+                payload: payload[..].into(),
                 text: Some("abalance\n0"),
             };
             std::hint::black_box(chain.append(&fields));

@@ -3,72 +3,16 @@
 
 mod support;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, FixedSizeBinaryArray, RecordBatch, UInt32Array,
-};
-use datafusion::arrow::compute::{concat_batches, take};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::arrow::array::{Array, AsArray, BinaryArray, RecordBatch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use support::gateway::{GatewayOpts, GatewayProc};
 use support::postgres::PgServer;
+use support::segments::{copy_dir, parquet_files, read, reorder, replace, resign_seals, write};
 use support::tapline;
 use tapline_store::GatewayKey;
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(parquet_files(&p));
-        } else if p.extension().is_some_and(|e| e == "parquet") {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn read(path: &Path) -> RecordBatch {
-    let file = std::fs::File::open(path).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
-fn write(path: &Path, batch: &RecordBatch, sort: &[u32]) {
-    std::fs::write(path, tapline_store::segment::encode(batch, sort).unwrap()).unwrap();
-}
-
-fn reorder(batch: &RecordBatch, rows: &[u32]) -> RecordBatch {
-    let idx = UInt32Array::from(rows.to_vec());
-    let cols: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| take(c.as_ref(), &idx, None).unwrap())
-        .collect();
-    RecordBatch::try_new(batch.schema(), cols).unwrap()
-}
-
-fn replace(batch: &RecordBatch, name: &str, column: ArrayRef) -> RecordBatch {
-    let i = batch.schema().index_of(name).unwrap();
-    let mut cols = batch.columns().to_vec();
-    cols[i] = column;
-    RecordBatch::try_new(batch.schema(), cols).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
+use tapline_store::segment::Table;
 
 struct Recorded {
     archive: PathBuf,
@@ -135,7 +79,7 @@ fn verify_after(rec: &Recorded, tamper: impl FnOnce(&Path)) -> (bool, String) {
 fn tamper_events(archive: &Path, f: impl FnOnce(&RecordBatch) -> RecordBatch) {
     let path = parquet_files(&archive.join("events")).remove(0);
     let batch = read(&path);
-    write(&path, &f(&batch), &[0, 1]);
+    write(&path, &f(&batch), Table::Events);
 }
 
 fn expect_break(rec: &Recorded, tamper: impl FnOnce(&Path), expected: &str) {
@@ -228,29 +172,7 @@ fn verify_names_every_kind_of_tampering_at_its_seq() {
         &rec,
         |a| {
             let path = parquet_files(&a.join("sessions")).remove(0);
-            let b = read(&path);
-            let forger = GatewayKey::generate();
-            let ids = b.column_by_name("session_id").unwrap().as_string::<i32>();
-            let last = b
-                .column_by_name("last_seq")
-                .unwrap()
-                .as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-            let heads = b
-                .column_by_name("head_hash")
-                .unwrap()
-                .as_fixed_size_binary();
-            let sigs: Vec<[u8; 64]> = (0..b.num_rows())
-                .map(|i| {
-                    let head: [u8; 32] = heads.value(i).try_into().unwrap();
-                    forger.seal(ids.value(i), last.value(i), head).signature
-                })
-                .collect();
-            let col = FixedSizeBinaryArray::try_from_iter(sigs.iter()).unwrap();
-            write(
-                &path,
-                &replace(&b, "seal_signature", Arc::new(col)),
-                &[0, 12],
-            );
+            resign_seals(&path, &GatewayKey::generate());
         },
         &format!("BROKEN at seq {}: bad signature", n - 1),
     );

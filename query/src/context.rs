@@ -1,10 +1,12 @@
 //! Registers the archive with DataFusion.
 //!
-//! `events` and `session_checkpoints` are listing tables over the hive-partitioned
-//! Parquet folders (the `date` partition becomes a column, so `WHERE date >= …`
-//! prunes whole days). Files declare their (session_id, seq) order, and page indexes,
-//! statistics and bloom filters are used on read, so one session is read without
-//! scanning the rest. `sessions` and `commands` are views defined in SQL below.
+//! `event_segments` and `session_checkpoints` are listing tables over the
+//! hive-partitioned Parquet folders (the `date` partition becomes a column, so
+//! `WHERE date >= …` prunes whole days). Files declare their (session_id, seq) order,
+//! and page indexes, statistics and bloom filters are used on read, so one session is
+//! read without scanning the rest. `events`, `sessions` and `commands` are views
+//! defined in SQL below; `events` shows each payload whole, whatever the segment
+//! format stored.
 
 use crate::error::QueryError;
 use datafusion::arrow::datatypes::DataType;
@@ -17,7 +19,19 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 use std::sync::Arc;
 use tapline_store::Archive;
-use tapline_store::schema::{events_schema, sessions_schema};
+use tapline_store::schema::{events_table_schema, sessions_schema};
+
+/// The `events` view: one row per event of every segment format, with each payload
+/// put back together (format 2 stores a query's SQL once, in `command`).
+pub const EVENTS_VIEW: &str = r#"
+CREATE VIEW events AS
+SELECT session_id, seq, ts, gateway_id, connection, protocol, "user", direction, kind,
+       command, status, row_count, duration_us, masked,
+       CASE WHEN payload_splice IS NULL THEN payload
+            ELSE tapline_payload(payload, payload_splice, command) END AS payload,
+       text, tag, prev_hash, hash, date
+FROM event_segments
+"#;
 
 /// The `sessions` view: the latest checkpoint of every session, i.e. one row per
 /// session with its newest counts and seal.
@@ -104,11 +118,12 @@ pub async fn open_context(archive: &Archive) -> Result<SessionContext, QueryErro
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_object_store(archive.root_url(), archive.store_for_datafusion());
+    crate::functions::register_all(&ctx);
     register_table(
         &ctx,
-        "events",
+        "event_segments",
         &archive.table_url("events"),
-        events_schema(),
+        events_table_schema(),
         vec!["session_id", "seq"],
     )
     .await?;
@@ -120,6 +135,7 @@ pub async fn open_context(archive: &Archive) -> Result<SessionContext, QueryErro
         vec!["session_id", "last_seq"],
     )
     .await?;
+    ctx.sql(EVENTS_VIEW).await?;
     ctx.sql(SESSIONS_VIEW).await?;
     ctx.sql(COMMANDS_VIEW).await?;
     Ok(ctx)

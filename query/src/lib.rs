@@ -1,12 +1,14 @@
 //! SQL over the tapline archive.
 //!
-//! The archive's Parquet folders are registered with DataFusion as tables (`events`,
-//! `session_checkpoints`) and views (`sessions`, `commands`); everything users see,
-//! from `tapline sessions` to `tapline verify`, is a query over those.
+//! The archive's Parquet folders are registered with DataFusion as tables
+//! (`event_segments`, `session_checkpoints`) and views (`events`, `sessions`,
+//! `commands`); everything users see, from `tapline sessions` to the replay viewer's
+//! integrity badge, is a query over those.
 
 pub mod context;
 pub mod error;
 pub mod format;
+pub mod functions;
 pub mod sessions;
 pub mod shell;
 pub mod verify;

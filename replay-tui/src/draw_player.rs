@@ -243,7 +243,7 @@ fn draw_result(f: &mut Frame, area: Rect, p: &Player, theme: &Theme) {
 fn draw_footer(f: &mut Frame, area: Rect, p: &Player, theme: &Theme) {
     let detail = match &p.detail {
         Some(d) => format!(
-            "seq {}  {}  {}{}  {} bytes  hash {}…",
+            "seq {}  {}  {}{}  {} bytes  chain {}…",
             d.seq,
             clock(d.ts_ns),
             d.kind,
@@ -251,9 +251,9 @@ fn draw_footer(f: &mut Frame, area: Rect, p: &Player, theme: &Theme) {
                 .map(|n| format!("  {n} rows"))
                 .unwrap_or_default(),
             d.payload.len(),
-            d.hash
+            d.chain
                 .iter()
-                .take(6)
+                .take(4)
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         ),

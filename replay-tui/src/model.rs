@@ -81,7 +81,9 @@ pub struct EventDetail {
     pub masked: Vec<String>,
     pub payload: Vec<u8>,
     pub text: Option<String>,
-    pub hash: [u8; 32],
+    /// The stored chain tag (format 2), or the stored hash (format 1): what the
+    /// footer shows to tie the screen to the verified record.
+    pub chain: Vec<u8>,
 }
 
 /// The integrity of a session as the badge shows it.

@@ -298,7 +298,7 @@ impl ArchiveSource {
         let sql = format!(
             "SELECT seq, ts, kind, direction, status, command, row_count, duration_us, masked, \
              CASE WHEN seq = {first} OR length(encode(payload, 'hex')) <= {limit} THEN payload END AS payload, \
-             text, hash FROM events WHERE session_id = {} AND seq BETWEEN {lo} AND {hi} \
+             text, tag, hash FROM events WHERE session_id = {} AND seq BETWEEN {lo} AND {hi} \
              AND seq IN ({list})",
             literal(session_id)
         );
@@ -309,12 +309,6 @@ impl ArchiveSource {
                 let Some(payload) = c.bytes("payload", i) else {
                     continue; // too large to prefetch; read when the cursor gets there
                 };
-                let mut hash = [0u8; 32];
-                if let Some(h) = c.bytes("hash", i)
-                    && h.len() == 32
-                {
-                    hash.copy_from_slice(&h);
-                }
                 out.push(EventDetail {
                     seq: c.u64("seq", i).unwrap_or_default(),
                     ts_ns: c.i64("ts", i).unwrap_or_default(),
@@ -327,7 +321,10 @@ impl ArchiveSource {
                     masked: c.strings("masked", i),
                     payload,
                     text: c.str("text", i),
-                    hash,
+                    chain: c
+                        .bytes("tag", i)
+                        .or_else(|| c.bytes("hash", i))
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -412,19 +409,13 @@ impl ArchiveSource {
     /// Recomputes the session's chain and checks its seals.
     pub async fn verify(&self, session_id: &str) -> Result<Integrity, ReplayError> {
         let keys = self.archive.published_keys().await?;
-        let verdicts =
-            tapline_query::verify::verify_archive(&self.ctx, Some(session_id), &keys, |_| {})
-                .await?;
-        Ok(match verdicts.first() {
-            None => Integrity::NotChecked,
-            Some(v) if v.is_ok() => Integrity::Verified,
-            Some(v) => match &v.broken {
-                Some(b) => Integrity::Broken {
-                    seq: b.seq,
-                    reason: b.kind.as_str().to_string(),
-                },
-                None => Integrity::Verified,
+        let v = tapline_query::verify::verify_session(&self.ctx, session_id, &keys).await?;
+        Ok(match &v.broken {
+            Some(b) => Integrity::Broken {
+                seq: b.seq,
+                reason: b.kind.as_str().to_string(),
             },
+            None => Integrity::Verified,
         })
     }
 }

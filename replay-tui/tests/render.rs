@@ -112,7 +112,7 @@ fn detail(seq: u64, kind: &str, text: &str, masked: &[&str]) -> EventDetail {
         masked: masked.iter().map(|s| s.to_string()).collect(),
         payload: b"T\x00\x00\x00\x1fid".to_vec(),
         text: Some(text.into()),
-        hash: [0xab; 32],
+        chain: vec![0xab; 4],
     }
 }
 
@@ -206,10 +206,7 @@ fn the_player_opens_on_the_first_command_with_header_and_footer() {
         s.contains("+1.200s") && s.contains("SELECT id, total FROM orders"),
         "{s}"
     );
-    assert!(
-        s.contains("seq 0") && s.contains("hash abababababab"),
-        "{s}"
-    );
+    assert!(s.contains("seq 0") && s.contains("chain abababab"), "{s}");
     assert!(s.contains("? help"), "{s}");
 }
 

@@ -291,6 +291,16 @@ fn render_status(s: &BacklogStatus, running: bool) -> String {
         }
     );
     out += &format!(
+        "ledger head     {}\n",
+        match (s.ledger_head_seq, &s.ledger_head) {
+            (Some(seq), Some(h)) => format!(
+                "entry {seq} {h}  (keep it elsewhere; `tapline verify --expect-head {}={h}` proves the ledger still reaches it)",
+                s.gateway_id
+            ),
+            _ => "- (nothing uploaded yet)".into(),
+        }
+    );
+    out += &format!(
         "new sessions    {}\n",
         if s.accepting_sessions {
             "accepted"

@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use std::path::PathBuf;
 use std::sync::Arc;
 use url::Url;
@@ -105,6 +105,19 @@ impl std::fmt::Display for ArchiveLocation {
 
 /// Segments larger than this are uploaded in parts.
 pub const MULTIPART_THRESHOLD: usize = 16 << 20;
+
+/// Where large uploads are staged before their create-only commit; not a table folder,
+/// so no query ever lists it.
+pub const INCOMING: &str = "_incoming";
+
+/// How a create-only write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object is new.
+    Created,
+    /// The same bytes were already there (an upload retried after a crash).
+    AlreadyThere,
+}
 /// The size of one uploaded part.
 const MULTIPART_PART_BYTES: usize = 8 << 20;
 
@@ -218,40 +231,146 @@ impl Archive {
         format!("{}{table}/", self.root_url)
     }
 
-    /// Writes one object in full.
-    pub async fn put(&self, path: &str, bytes: impl Into<bytes::Bytes>) -> Result<(), StoreError> {
+    /// Writes one object in full, create-only: an object already at `path` is never
+    /// replaced. Finding one is fine only if it holds exactly these bytes (a re-upload
+    /// after a crash); anything else is [`StoreError::Conflict`].
+    pub async fn put(
+        &self,
+        path: &str,
+        bytes: impl Into<bytes::Bytes>,
+    ) -> Result<PutOutcome, StoreError> {
+        let bytes = bytes.into();
         let p = ObjectPath::from(path);
-        self.store
-            .put(&p, PutPayload::from(bytes.into()))
+        let opts = PutOptions::from(PutMode::Create);
+        match self
+            .store
+            .put_opts(&p, PutPayload::from(bytes.clone()), opts)
             .await
-            .map_err(|e| StoreError::ObjectStore {
+        {
+            Ok(_) => {
+                self.make_durable(path).await?;
+                Ok(PutOutcome::Created)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => self.same_bytes(path, &bytes).await,
+            Err(e) => Err(StoreError::ObjectStore {
                 operation: "upload",
                 path: path.to_string(),
                 source: e,
-            })?;
-        Ok(())
+            }),
+        }
     }
 
-    /// Writes one segment; large ones go up in parts, so no single request carries
-    /// the whole file and a slow link does not time out one huge request.
-    pub async fn put_segment(&self, path: &str, bytes: bytes::Bytes) -> Result<(), StoreError> {
+    /// Writes one segment create-only (see [`Archive::put`]). Large ones go up in
+    /// parts, so no single request carries the whole file: the parts go to a staging
+    /// name under `_incoming/`, and one create-only copy commits them under `path`
+    /// (a multipart upload cannot itself be conditional).
+    pub async fn put_segment(
+        &self,
+        path: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<PutOutcome, StoreError> {
         if bytes.len() <= MULTIPART_THRESHOLD {
             return self.put(path, bytes).await;
         }
-        let p = ObjectPath::from(path);
-        let err = |e| StoreError::ObjectStore {
-            operation: "upload",
-            path: path.to_string(),
-            source: e,
+        let staging = format!(
+            "{INCOMING}/{path}.{}",
+            ulid::Ulid::new().to_string().to_ascii_lowercase()
+        );
+        let staged = ObjectPath::from(staging.as_str());
+        let err = |operation, at: &str| {
+            let at = at.to_string();
+            move |e| StoreError::ObjectStore {
+                operation,
+                path: at,
+                source: e,
+            }
         };
-        let upload = self.store.put_multipart(&p).await.map_err(err)?;
+        let upload = self
+            .store
+            .put_multipart(&staged)
+            .await
+            .map_err(err("upload", &staging))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
         for part in bytes.chunks(MULTIPART_PART_BYTES) {
-            writer.wait_for_capacity(4).await.map_err(err)?;
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(err("upload", &staging))?;
             writer.write(part);
         }
-        writer.finish().await.map_err(err)?;
-        Ok(())
+        writer.finish().await.map_err(err("upload", &staging))?;
+        let committed = self
+            .store
+            .copy_if_not_exists(&staged, &ObjectPath::from(path))
+            .await;
+        // The staging object has done its job either way.
+        if let Err(e) = self.store.delete(&staged).await {
+            tracing::debug!(staging, error = %e, "cannot remove a staging object; it is never read");
+        }
+        match committed {
+            Ok(()) => {
+                self.make_durable(path).await?;
+                Ok(PutOutcome::Created)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => self.same_bytes(path, &bytes).await,
+            Err(e) => Err(err("upload", path)(e)),
+        }
+    }
+
+    /// An object already at `path`: accepted only if it holds exactly `bytes`.
+    async fn same_bytes(&self, path: &str, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
+        let existing = self.get(path).await?;
+        if existing.len() == bytes.len() && blake3::hash(&existing) == blake3::hash(bytes) {
+            return Ok(PutOutcome::AlreadyThere);
+        }
+        Err(StoreError::Conflict {
+            path: path.to_string(),
+            reason: format!(
+                "an object of {} bytes (blake3 {}) is already there, and this upload is {} bytes (blake3 {})",
+                existing.len(),
+                blake3::hash(&existing).to_hex(),
+                bytes.len(),
+                blake3::hash(bytes).to_hex()
+            ),
+        })
+    }
+
+    /// For a local archive, makes a new file and its folder entry durable before the
+    /// spool lets go of what it holds (the object store does not fsync).
+    async fn make_durable(&self, path: &str) -> Result<(), StoreError> {
+        let ArchiveLocation::Local(_) = &self.location else {
+            return Ok(());
+        };
+        let Ok(root) = self.root_url.to_file_path() else {
+            return Ok(());
+        };
+        let file = root.join(path);
+        tokio::task::spawn_blocking(move || {
+            let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+            sync(&file)?;
+            match file.parent() {
+                Some(dir) => sync(dir),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::segment("fsync task", e))?
+        .map_err(|e| StoreError::Io {
+            context: format!("cannot fsync archive file {path}"),
+            source: e,
+        })
+    }
+
+    /// Removes objects (compaction and retention do, after the ledger records it).
+    pub async fn delete(&self, path: &str) -> Result<(), StoreError> {
+        match self.store.delete(&ObjectPath::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::ObjectStore {
+                operation: "delete",
+                path: path.to_string(),
+                source: e,
+            }),
+        }
     }
 
     /// Checks that the archive can be read: for a remote archive, one list call that
@@ -271,6 +390,17 @@ impl Archive {
 
     /// Lists the object paths under a folder of the archive (recursively).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list_sized(prefix)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Lists the objects under a folder of the archive (recursively) with their sizes,
+    /// sorted by path.
+    pub async fn list_sized(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let p = ObjectPath::from(prefix);
         let metas: Vec<_> =
             self.store
@@ -282,7 +412,10 @@ impl Archive {
                     path: prefix.to_string(),
                     source: e,
                 })?;
-        let mut out: Vec<String> = metas.into_iter().map(|m| m.location.to_string()).collect();
+        let mut out: Vec<(String, u64)> = metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -306,6 +439,7 @@ impl Archive {
             key.public_pem().into_bytes(),
         )
         .await
+        .map(|_| ())
     }
 
     /// The public keys published in the archive.
@@ -348,6 +482,53 @@ mod tests {
             .unwrap();
         assert_eq!(back.len(), big.len());
         assert!(back == big);
+        assert!(
+            archive.list(INCOMING).await.unwrap().is_empty(),
+            "the staging object is gone"
+        );
+        // The same bytes again: accepted. Other bytes at the same name: refused.
+        let again = archive
+            .put_segment(
+                "events/date=2026-01-01/big.parquet",
+                bytes::Bytes::from(big.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, PutOutcome::AlreadyThere);
+        let mut other = big.clone();
+        other[7] ^= 1;
+        let err = archive
+            .put_segment("events/date=2026-01-01/big.parquet", other.into())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        let back = archive
+            .get("events/date=2026-01-01/big.parquet")
+            .await
+            .unwrap();
+        assert!(back == big, "the first object is untouched");
+    }
+
+    #[tokio::test]
+    async fn objects_are_created_once_and_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let archive = Archive::create(&ArchiveLocation::Local(tmp.path().into())).unwrap();
+        let path = "events/date=2026-01-01/gw-s-0000000000000001.parquet";
+        assert_eq!(
+            archive.put(path, b"first".to_vec()).await.unwrap(),
+            PutOutcome::Created
+        );
+        assert_eq!(
+            archive.put(path, b"first".to_vec()).await.unwrap(),
+            PutOutcome::AlreadyThere
+        );
+        let err = archive.put(path, b"second".to_vec()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(path) && text.contains("already there"),
+            "{text}"
+        );
+        assert_eq!(&archive.get(path).await.unwrap()[..], b"first");
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Conversions between in-memory rows and Arrow record batches of the archive schemas.
 
-use crate::canonical::CanonicalFields;
+use crate::canonical::{CanonicalFields, Payload};
 use crate::error::StoreError;
 use crate::event::Event;
+use crate::schema::TAG_BYTES;
 use crate::schema::{events_schema, sessions_schema};
 use crate::session::SessionSummary;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, FixedSizeBinaryBuilder, ListBuilder, RecordBatch,
-    StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, FixedSizeBinaryArray,
+    FixedSizeBinaryBuilder, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array, UInt32Builder, UInt64Array,
+    UInt64Builder,
 };
-use datafusion::arrow::datatypes::{TimestampNanosecondType, UInt64Type};
 use std::sync::Arc;
 
 fn fixed(size: i32, values: impl Iterator<Item = impl AsRef<[u8]>>, cap: usize) -> ArrayRef {
@@ -71,12 +73,37 @@ fn timestamps(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-/// Builds an `events` batch; rows keep the order given.
-pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, StoreError> {
+/// Commands shorter than this are not cut out of their payload: the offset would cost
+/// about what it saves.
+const MIN_SPLICE: usize = 8;
+
+/// Where `command`'s text sits in `payload`, if it does (a query message carries its
+/// SQL): format 2 stores those bytes once, in `command`.
+pub fn splice_point(payload: &[u8], command: Option<&str>) -> Option<usize> {
+    let c = command?.as_bytes();
+    if c.len() < MIN_SPLICE || payload.len() > u32::MAX as usize {
+        return None;
+    }
+    memchr::memmem::find(payload, c)
+}
+
+/// Builds an `events` batch of the current format; rows keep the order given.
+pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch, StoreError> {
     let n = events.len();
     let mut payload = BinaryBuilder::with_capacity(n, events.iter().map(|e| e.payload.len()).sum());
+    let mut splice = UInt32Builder::with_capacity(n);
     for e in events {
-        payload.append_value(&e.payload);
+        match splice_point(&e.payload, e.command.as_deref()) {
+            Some(at) => {
+                let cut = e.command.as_ref().map_or(0, String::len);
+                payload.append_value([&e.payload[..at], &e.payload[at + cut..]].concat());
+                splice.append_value(at as u32);
+            }
+            None => {
+                payload.append_value(&e.payload);
+                splice.append_null();
+            }
+        }
     }
     let columns: Vec<ArrayRef> = vec![
         texts(events.iter().map(|e| &*e.session_id)),
@@ -94,9 +121,13 @@ pub fn events_to_batch(events: &[Event]) -> Result<RecordBatch, StoreError> {
         u64s(events.iter().map(|e| e.duration_us)),
         text_list(events.iter().map(|e| e.masked.as_slice())),
         Arc::new(payload.finish()),
+        Arc::new(splice.finish()),
         opt_texts(events.iter().map(|e| e.text.as_deref())),
-        fixed(32, events.iter().map(|e| e.prev_hash), n),
-        fixed(32, events.iter().map(|e| e.hash), n),
+        fixed(
+            TAG_BYTES as i32,
+            events.iter().map(|e| chain_tag(&e.hash)),
+            n,
+        ),
     ];
     RecordBatch::try_new(events_schema(), columns)
         .map_err(|e| StoreError::segment("events batch", e))
@@ -139,11 +170,30 @@ pub fn sessions_to_batch(rows: &[SessionSummary]) -> Result<RecordBatch, StoreEr
         .map_err(|e| StoreError::segment("sessions batch", e))
 }
 
-/// Typed, borrowed access to the columns of an `events` batch, so the verifier can
-/// re-encode rows canonically without copying payloads.
+/// Typed, borrowed access to the columns of an `events` batch of either format, so
+/// the verifier can re-encode rows canonically without copying payloads.
 pub struct EventColumns<'a> {
-    batch: &'a RecordBatch,
+    session_id: &'a StringArray,
+    seq: &'a UInt64Array,
+    ts: &'a TimestampNanosecondArray,
+    gateway_id: &'a StringArray,
+    connection: &'a StringArray,
+    protocol: &'a StringArray,
+    user: &'a StringArray,
+    direction: &'a StringArray,
+    kind: &'a StringArray,
+    command: &'a StringArray,
+    status: &'a StringArray,
+    row_count: &'a UInt64Array,
+    duration_us: &'a UInt64Array,
+    payload: &'a BinaryArray,
+    payload_splice: Option<&'a UInt32Array>,
+    text: &'a StringArray,
+    tag: Option<&'a FixedSizeBinaryArray>,
+    prev_hash: Option<&'a FixedSizeBinaryArray>,
+    hash: Option<&'a FixedSizeBinaryArray>,
     masked_items: Vec<Vec<&'a str>>,
+    rows: usize,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, StoreError> {
@@ -152,127 +202,195 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, StoreE
         .ok_or_else(|| StoreError::segment("events batch", format!("column `{name}` is missing")))
 }
 
+fn typed<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StoreError> {
+    column(batch, name)?
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| {
+            StoreError::segment("events batch", format!("column `{name}` has another type"))
+        })
+}
+
+/// An optional fixed-size binary column: present (with the expected width) or absent.
+fn opt_fixed<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    width: i32,
+) -> Result<Option<&'a FixedSizeBinaryArray>, StoreError> {
+    let Some(c) = batch.column_by_name(name) else {
+        return Ok(None);
+    };
+    if c.null_count() == c.len() && !c.is_empty() {
+        return Ok(None);
+    }
+    let a = c
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .filter(|a| a.value_length() == width)
+        .ok_or_else(|| {
+            StoreError::segment(
+                "events batch",
+                format!("column `{name}` is not {width}-byte binary"),
+            )
+        })?;
+    Ok(Some(a))
+}
+
 impl<'a> EventColumns<'a> {
-    /// Checks that the batch has the events columns; the schema types are trusted.
+    /// Checks that the batch has the events columns of format 2 (`tag`) or format 1
+    /// (`prev_hash`, `hash`), with their types.
     pub fn new(batch: &'a RecordBatch) -> Result<Self, StoreError> {
-        for f in events_schema().fields() {
-            column(batch, f.name())?;
-        }
-        let masked = column(batch, "masked")?.as_list::<i32>();
+        let masked = column(batch, "masked")?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| StoreError::segment("events batch", "column `masked` is not a list"))?;
         let mut masked_items = Vec::with_capacity(batch.num_rows());
+        let child = masked.values().as_string_opt::<i32>().ok_or_else(|| {
+            StoreError::segment("events batch", "column `masked` is not a list of text")
+        })?;
+        let offsets = masked.value_offsets();
         for i in 0..batch.num_rows() {
             if masked.is_null(i) {
                 masked_items.push(Vec::new());
                 continue;
             }
-            // Borrow from the batch's own buffers: the list's child is part of `batch`.
-            let child = masked.values().as_string::<i32>();
-            let offsets = masked.value_offsets();
             let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
             masked_items.push((start..end).map(|j| child.value(j)).collect());
         }
+        let tag = opt_fixed(batch, "tag", TAG_BYTES as i32)?;
+        let prev_hash = opt_fixed(batch, "prev_hash", 32)?;
+        let hash = opt_fixed(batch, "hash", 32)?;
+        if tag.is_none() && (prev_hash.is_none() || hash.is_none()) && batch.num_rows() > 0 {
+            return Err(StoreError::segment(
+                "events batch",
+                "it has neither a `tag` column (format 2) nor `prev_hash` and `hash` (format 1)",
+            ));
+        }
         Ok(EventColumns {
-            batch,
+            session_id: typed(batch, "session_id")?,
+            seq: typed(batch, "seq")?,
+            ts: typed(batch, "ts")?,
+            gateway_id: typed(batch, "gateway_id")?,
+            connection: typed(batch, "connection")?,
+            protocol: typed(batch, "protocol")?,
+            user: typed(batch, "user")?,
+            direction: typed(batch, "direction")?,
+            kind: typed(batch, "kind")?,
+            command: typed(batch, "command")?,
+            status: typed(batch, "status")?,
+            row_count: typed(batch, "row_count")?,
+            duration_us: typed(batch, "duration_us")?,
+            payload: typed(batch, "payload")?,
+            payload_splice: match batch.column_by_name("payload_splice") {
+                Some(_) => Some(typed(batch, "payload_splice")?),
+                None => None,
+            },
+            text: typed(batch, "text")?,
+            tag,
+            prev_hash,
+            hash,
             masked_items,
+            rows: batch.num_rows(),
         })
     }
 
     /// Rows in this batch.
     pub fn len(&self) -> usize {
-        self.batch.num_rows()
+        self.rows
     }
 
     /// True for an empty batch.
     pub fn is_empty(&self) -> bool {
-        self.batch.num_rows() == 0
+        self.rows == 0
     }
 
-    fn text(&self, name: &str, i: usize) -> &'a str {
-        self.batch
-            .column_by_name(name)
-            .expect("checked")
-            .as_string::<i32>()
-            .value(i)
-    }
-
-    fn opt_text(&self, name: &str, i: usize) -> Option<&'a str> {
-        let a = self
-            .batch
-            .column_by_name(name)
-            .expect("checked")
-            .as_string::<i32>();
+    fn opt_text(a: &'a StringArray, i: usize) -> Option<&'a str> {
         (!a.is_null(i)).then(|| a.value(i))
     }
 
-    fn opt_u64(&self, name: &str, i: usize) -> Option<u64> {
-        let a = self
-            .batch
-            .column_by_name(name)
-            .expect("checked")
-            .as_primitive::<UInt64Type>();
+    fn opt_u64(a: &UInt64Array, i: usize) -> Option<u64> {
         (!a.is_null(i)).then(|| a.value(i))
-    }
-
-    fn hash32(&self, name: &str, i: usize) -> [u8; 32] {
-        let a = self
-            .batch
-            .column_by_name(name)
-            .expect("checked")
-            .as_fixed_size_binary();
-        let mut out = [0; 32];
-        if a.value_length() == 32 {
-            out.copy_from_slice(a.value(i));
-        }
-        out
     }
 
     /// The session of row `i`.
     pub fn session_id(&self, i: usize) -> &'a str {
-        self.text("session_id", i)
+        self.session_id.value(i)
     }
 
     /// The seq of row `i`.
     pub fn seq(&self, i: usize) -> u64 {
-        self.opt_u64("seq", i).unwrap_or(0)
+        self.seq.value(i)
     }
 
-    /// The stored prev_hash of row `i`.
-    pub fn prev_hash(&self, i: usize) -> [u8; 32] {
-        self.hash32("prev_hash", i)
+    /// The stored chain tag of row `i` (format 2 rows).
+    pub fn tag(&self, i: usize) -> Option<[u8; TAG_BYTES]> {
+        let a = self.tag?;
+        if a.is_null(i) {
+            return None;
+        }
+        a.value(i).try_into().ok()
     }
 
-    /// The stored hash of row `i`.
-    pub fn hash(&self, i: usize) -> [u8; 32] {
-        self.hash32("hash", i)
+    /// The stored prev_hash of row `i` (format 1 rows).
+    pub fn prev_hash(&self, i: usize) -> Option<[u8; 32]> {
+        let a = self.prev_hash?;
+        (!a.is_null(i))
+            .then(|| a.value(i).try_into().ok())
+            .flatten()
+    }
+
+    /// The stored hash of row `i` (format 1 rows).
+    pub fn hash(&self, i: usize) -> Option<[u8; 32]> {
+        let a = self.hash?;
+        (!a.is_null(i))
+            .then(|| a.value(i).try_into().ok())
+            .flatten()
+    }
+
+    /// Row `i`'s payload, put back together where format 2 cut its command out.
+    pub fn payload(&self, i: usize) -> Payload<'a> {
+        let stored = self.payload.value(i);
+        let splice = self
+            .payload_splice
+            .filter(|a| !a.is_null(i))
+            .map(|a| a.value(i) as usize);
+        match (splice, Self::opt_text(self.command, i)) {
+            (Some(at), Some(command)) => Payload::Spliced {
+                stored,
+                at,
+                insert: command.as_bytes(),
+            },
+            // A cut without a command to put back: hash the stored bytes as they are,
+            // so the row fails its check instead of passing as something else.
+            _ => Payload::Whole(stored),
+        }
     }
 
     /// The hashed columns of row `i`, borrowed from the batch.
     pub fn canonical(&self, i: usize) -> CanonicalFields<'_> {
-        let ts = self.batch.column_by_name("ts").expect("checked");
-        let ts_ns = ts.as_primitive::<TimestampNanosecondType>().value(i);
-        let payload = self
-            .batch
-            .column_by_name("payload")
-            .expect("checked")
-            .as_binary::<i32>()
-            .value(i);
         CanonicalFields {
-            session_id: self.session_id(i),
-            seq: self.seq(i),
-            ts_ns,
-            gateway_id: self.text("gateway_id", i),
-            connection: self.text("connection", i),
-            protocol: self.text("protocol", i),
-            user: self.text("user", i),
-            direction: self.text("direction", i),
-            kind: self.text("kind", i),
-            command: self.opt_text("command", i),
-            status: self.text("status", i),
-            row_count: self.opt_u64("row_count", i),
-            duration_us: self.opt_u64("duration_us", i),
+            session_id: self.session_id.value(i),
+            seq: self.seq.value(i),
+            ts_ns: self.ts.value(i),
+            gateway_id: self.gateway_id.value(i),
+            connection: self.connection.value(i),
+            protocol: self.protocol.value(i),
+            user: self.user.value(i),
+            direction: self.direction.value(i),
+            kind: self.kind.value(i),
+            command: Self::opt_text(self.command, i),
+            status: self.status.value(i),
+            row_count: Self::opt_u64(self.row_count, i),
+            duration_us: Self::opt_u64(self.duration_us, i),
             masked: &self.masked_items[i],
-            payload,
-            text: self.opt_text("text", i),
+            payload: self.payload(i),
+            text: Self::opt_text(self.text, i),
         }
     }
+}
+
+/// The tag format 2 stores for an event: the first bytes of its link hash.
+pub fn chain_tag(hash: &[u8; 32]) -> [u8; TAG_BYTES] {
+    let mut t = [0u8; TAG_BYTES];
+    t.copy_from_slice(&hash[..TAG_BYTES]);
+    t
 }

@@ -104,7 +104,7 @@ mod tests {
             row_count: None,
             duration_us: None,
             masked: &[],
-            payload,
+            payload: payload.into(),
             text: None,
         }
     }

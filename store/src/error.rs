@@ -19,6 +19,11 @@ pub enum StoreError {
         source: object_store::Error,
     },
 
+    /// An object is already at a name this gateway writes, with other bytes: nothing
+    /// is overwritten, and the upload stops so that an operator can look.
+    #[error("refusing to overwrite archive object `{path}`: {reason}")]
+    Conflict { path: String, reason: String },
+
     /// A key file could not be read or parsed.
     #[error("key file {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },

@@ -146,6 +146,11 @@ impl GatewayKey {
         &self.id
     }
 
+    /// Signs `message` (already domain-separated by the caller, as the ledger does).
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
     /// Seals a session head.
     pub fn seal(&self, session_id: &str, last_seq: u64, head_hash: [u8; 32]) -> Seal {
         let signature = self
@@ -235,13 +240,23 @@ impl TrustedKeys {
 
     /// Checks one seal.
     pub fn check(&self, seal: &Seal) -> Result<(), SealProblem> {
+        let msg = seal_message(&seal.session_id, seal.last_seq, &seal.head_hash);
+        self.check_bytes(&seal.key_id, &msg, &Signature::from_bytes(&seal.signature))
+    }
+
+    /// Checks a signature over `message` made with the key `key_id` names.
+    pub fn check_bytes(
+        &self,
+        key_id: &KeyId,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SealProblem> {
         let key = self
             .keys
-            .get(&seal.key_id)
-            .ok_or_else(|| SealProblem::UnknownKey(seal.key_id.clone()))?;
-        let msg = seal_message(&seal.session_id, seal.last_seq, &seal.head_hash);
-        key.verify(&msg, &Signature::from_bytes(&seal.signature))
-            .map_err(|_| SealProblem::BadSignature(seal.key_id.clone()))
+            .get(key_id)
+            .ok_or_else(|| SealProblem::UnknownKey(key_id.clone()))?;
+        key.verify(message, signature)
+            .map_err(|_| SealProblem::BadSignature(key_id.clone()))
     }
 }
 

@@ -7,42 +7,107 @@
 use crate::error::StoreError;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::file::metadata::{KeyValue, SortingColumn};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
+
+/// The segment format this build writes. Format 1 stored a full `prev_hash` and `hash`
+/// per event; format 2 stores an 8-byte `tag` per event and says its version in the
+/// file's key-value metadata under [`FORMAT_KEY`].
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The Parquet key-value metadata key naming a segment's format version; a file
+/// without it is format 1.
+pub const FORMAT_KEY: &str = "tapline.format";
+
+/// The Parquet key-value metadata key naming the table a segment belongs to.
+pub const TABLE_KEY: &str = "tapline.table";
 
 /// Rows per row group: small enough that one session is a small read, large enough
 /// for good compression.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
-/// Columns of opaque bytes in either table.
+/// Columns of opaque bytes in either table: a dictionary never pays off and min/max
+/// statistics on them prune nothing.
 const OPAQUE_COLUMNS: &[&str] = &[
     "payload",
+    "tag",
     "prev_hash",
     "hash",
     "head_hash",
     "seal_signature",
 ];
 
-/// Writer settings shared by both tables. `sort_key_columns` are the column indices
-/// of (session_id, seq) or (session_id, last_seq) as the rows are sorted.
-fn properties(sort_key_columns: &[u32]) -> WriterProperties {
+/// Integer columns that grow steadily along the sort order: delta encoding stores the
+/// small differences instead of the large values.
+const DELTA_COLUMNS: &[&str] = &["seq", "ts", "last_seq", "start_ts", "end_ts", "sealed_at"];
+
+/// Text columns whose neighbours share long prefixes (a session's statements differ in
+/// their literals): delta-length prefix encoding stores each value as what it adds to
+/// the one before, which beats a dictionary when most values are distinct.
+const PREFIX_DELTA_COLUMNS: &[&str] = &["command"];
+
+/// The table a segment holds; each has its own sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `events/`: sorted by (session_id, seq).
+    Events,
+    /// `sessions/` (checkpoints): sorted by (session_id, last_seq).
+    Sessions,
+}
+
+impl Table {
+    /// The folder name under the archive root, also the `tapline.table` metadata value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Events => "events",
+            Table::Sessions => "sessions",
+        }
+    }
+
+    /// Column indices of the sort key in the table's schema.
+    fn sort_key(self) -> [u32; 2] {
+        match self {
+            Table::Events => [0, 1],
+            Table::Sessions => [0, 12],
+        }
+    }
+}
+
+/// Writer settings of format 2.
+fn properties(table: Table) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    // Hashes, signatures and raw payloads are high-cardinality bytes: a dictionary
-    // never pays off and min/max statistics on them prune nothing, so skip both.
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Commands repeat (a pool's statements, a session's retries): a dictionary of a
+        // row group's distinct values beats storing each again, so give it room.
+        .set_dictionary_page_size_limit(4 << 20)
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(FORMAT_KEY.to_string(), FORMAT_VERSION.to_string()),
+            KeyValue::new(TABLE_KEY.to_string(), table.as_str().to_string()),
+        ]));
     for column in OPAQUE_COLUMNS {
         builder = builder
             .set_column_dictionary_enabled(ColumnPath::from(*column), false)
             .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
+    for column in PREFIX_DELTA_COLUMNS {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BYTE_ARRAY);
+    }
+    for column in DELTA_COLUMNS {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            .set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED);
+    }
     builder
         .set_column_bloom_filter_enabled(ColumnPath::from("session_id"), true)
         .set_sorting_columns(Some(
-            sort_key_columns
+            table
+                .sort_key()
                 .iter()
                 .map(|&column_idx| SortingColumn {
                     column_idx: column_idx as i32,
@@ -55,12 +120,11 @@ fn properties(sort_key_columns: &[u32]) -> WriterProperties {
         .build()
 }
 
-/// Encodes a sorted batch as one Parquet file in memory.
-pub fn encode(batch: &RecordBatch, sort_key_columns: &[u32]) -> Result<Vec<u8>, StoreError> {
+/// Encodes a sorted batch of `table` as one Parquet file of the current format.
+pub fn encode(batch: &RecordBatch, table: Table) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4 + 1024);
-    let mut writer =
-        ArrowWriter::try_new(&mut out, batch.schema(), Some(properties(sort_key_columns)))
-            .map_err(|e| StoreError::segment("parquet writer", e))?;
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(properties(table)))
+        .map_err(|e| StoreError::segment("parquet writer", e))?;
     writer
         .write(batch)
         .map_err(|e| StoreError::segment("parquet write", e))?;
@@ -68,6 +132,17 @@ pub fn encode(batch: &RecordBatch, sort_key_columns: &[u32]) -> Result<Vec<u8>, 
         .close()
         .map_err(|e| StoreError::segment("parquet close", e))?;
     Ok(out)
+}
+
+/// The format version a segment's footer metadata declares (1 when it declares none).
+pub fn format_version(metadata: &datafusion::parquet::file::metadata::ParquetMetaData) -> u32 {
+    metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == FORMAT_KEY))
+        .and_then(|k| k.value.as_deref())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 /// The partition folder for a day: `date=YYYY-MM-DD`.
@@ -80,9 +155,10 @@ pub fn date_partition(ts_ns: i64) -> String {
 }
 
 /// `<table>/date=YYYY-MM-DD/<gateway>-<spool id>-<spool file>.parquet`, relative to
-/// the archive root. The name is fixed by the spool position the segment was cut from,
-/// so uploading it again after a crash replaces the same object instead of adding a
-/// duplicate, and several gateways never collide.
+/// the archive root. The spool id is made once per spool folder and the file number is
+/// never reused within a spool (it survives restarts, see `SpoolDir`), so no two
+/// uploads of different content ever share a name: a re-upload after a crash finds its
+/// own, identical object, and several gateways never collide.
 pub fn segment_path(
     table: &str,
     ts_ns: i64,
@@ -140,7 +216,11 @@ mod tests {
                 hash: [1; 32],
             })
             .collect();
-        let bytes = encode(&events_to_batch(&events).unwrap(), &[0, 1]).unwrap();
+        let bytes = encode(
+            &events_to_batch(&events.iter().collect::<Vec<_>>()).unwrap(),
+            Table::Events,
+        )
+        .unwrap();
         let options = ReadOptionsBuilder::new().with_page_index().build();
         let reader =
             SerializedFileReader::new_with_options(bytes::Bytes::from(bytes), options).unwrap();
@@ -160,6 +240,13 @@ mod tests {
         assert_eq!(
             sorting.iter().map(|c| c.column_idx).collect::<Vec<_>>(),
             vec![0, 1]
+        );
+        assert_eq!(format_version(meta), FORMAT_VERSION);
+        let seq = rg.column(1);
+        assert!(
+            seq.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED),
+            "seq is delta-encoded: {:?}",
+            seq.encodings().collect::<Vec<_>>()
         );
     }
 

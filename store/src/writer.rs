@@ -256,7 +256,7 @@ impl SessionRecorder {
             row_count: draft.row_count,
             duration_us: draft.duration_us,
             masked: &masked,
-            payload: &draft.payload,
+            payload: draft.payload[..].into(),
             text: draft.text.as_deref(),
         };
         let mut trial = self.chain.clone();

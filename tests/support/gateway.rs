@@ -36,6 +36,8 @@ pub struct GatewayOpts {
     pub env: Vec<(String, String)>,
     /// The gateway id [default: gw-test].
     pub gateway_id: Option<&'static str>,
+    /// A sealing key to use instead of a fresh one (two archives sealed by one key).
+    pub key: Option<PathBuf>,
 }
 
 impl GatewayProc {
@@ -56,17 +58,23 @@ impl GatewayProc {
             .tempdir()
             .unwrap();
         let archive = dir.path().join("archive");
-        let key = dir.path().join("gateway.key");
-        let out = Command::new(tapline_bin())
-            .args(["keygen", "--out"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "keygen: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let key = match &opts.key {
+            Some(k) => k.clone(),
+            None => {
+                let key = dir.path().join("gateway.key");
+                let out = Command::new(tapline_bin())
+                    .args(["keygen", "--out"])
+                    .arg(&key)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "keygen: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                key
+            }
+        };
         let port = free_port();
         let log = dir.path().join("gateway.log");
         let mut args: Vec<OsString> = vec!["gateway".into()];
@@ -255,6 +263,22 @@ impl GatewayProc {
     /// The gateway's spool folder.
     pub fn spool(&self) -> PathBuf {
         self.dir.path().join("spool")
+    }
+
+    /// The spool's id, part of every segment name.
+    pub fn spool_id(&self) -> String {
+        std::fs::read_to_string(self.spool().join("spool.id"))
+            .expect("the spool has an id once the gateway started")
+            .trim()
+            .to_string()
+    }
+
+    /// The highest spool file number the gateway has claimed.
+    pub fn spool_counter(&self) -> u64 {
+        std::fs::read_to_string(self.spool().join("spool.counter"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod oidc;
 pub mod parquet_dump;
 pub mod postgres;
+pub mod segments;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -70,4 +71,12 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A number from the environment (benchmark sizes), or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -30,6 +30,8 @@ pub struct Backlog {
     last_error: Mutex<Option<(String, i64)>>,
     last_upload_ns: AtomicU64,
     spool_failed: AtomicBool,
+    /// The seq and hash (hex) of the newest ledger entry the archive confirmed.
+    ledger_head: Mutex<Option<(u64, String)>>,
 }
 
 /// A point-in-time copy of the backlog, as written to `status.json`.
@@ -52,6 +54,13 @@ pub struct BacklogStatus {
     pub last_upload_error: Option<String>,
     pub last_upload_error_ns: Option<i64>,
     pub accepting_sessions: bool,
+    /// The seq of the gateway's newest ledger entry in the archive.
+    #[serde(default)]
+    pub ledger_head_seq: Option<u64>,
+    /// Its hash, hex: hand it to a second system, and `tapline verify --expect-head`
+    /// proves the ledger has not been cut short since.
+    #[serde(default)]
+    pub ledger_head: Option<String>,
 }
 
 impl Backlog {
@@ -67,6 +76,7 @@ impl Backlog {
             last_error: Mutex::new(None),
             last_upload_ns: AtomicU64::new(0),
             spool_failed: AtomicBool::new(false),
+            ledger_head: Mutex::new(None),
         }
     }
 
@@ -129,6 +139,10 @@ impl Backlog {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((error, now_ns()));
     }
 
+    pub(crate) fn set_ledger_head(&self, seq: u64, hash: &str) {
+        *self.ledger_head.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, hash.to_string()));
+    }
+
     pub(crate) fn set_spool_failed(&self) {
         self.spool_failed.store(true, Ordering::Relaxed);
     }
@@ -161,6 +175,11 @@ impl Backlog {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let last_upload = self.last_upload_ns.load(Ordering::Relaxed);
+        let head = self
+            .ledger_head
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         BacklogStatus {
             gateway_id: gateway_id.to_string(),
             pid: std::process::id(),
@@ -181,6 +200,8 @@ impl Backlog {
             last_upload_error: err.as_ref().map(|e| e.0.clone()),
             last_upload_error_ns: err.map(|e| e.1),
             accepting_sessions: self.admits_sessions(),
+            ledger_head_seq: head.as_ref().map(|h| h.0),
+            ledger_head: head.map(|h| h.1),
         }
     }
 }

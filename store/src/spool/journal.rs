@@ -441,6 +441,7 @@ impl Journal {
     /// Opens spool file `no`: header plus the state of every live session, fsync'd
     /// before anything else goes in, so a reclaimed predecessor is never needed.
     fn open_file(&mut self, no: u64) -> Result<(), StoreError> {
+        self.dir.claim(no)?;
         let path = self.dir.file_path(no);
         let io = |e| StoreError::Io {
             context: format!("cannot create spool file {}", path.display()),

@@ -23,7 +23,7 @@ pub struct Recovered {
     pub interrupted: Vec<SessionState>,
     /// The book holding those sessions, for the journal to carry on with.
     pub book: SessionBook,
-    /// The number the next spool file gets.
+    /// The number the next spool file gets: above every number this spool ever used.
     pub next_file_no: u64,
 }
 
@@ -67,7 +67,9 @@ pub fn recover(dir: &SpoolDir, backlog: &Backlog) -> Result<Recovered, StoreErro
         chunks,
         interrupted,
         book,
-        next_file_no: newest_no.map_or(1, |n| n + 1),
+        // Never a number used before: the newest file left, or the highest ever claimed
+        // (a clean stop leaves no file, but its numbers are still taken).
+        next_file_no: newest_no.unwrap_or(0).max(dir.claimed()) + 1,
     })
 }
 

@@ -393,9 +393,9 @@ impl FrontendState {
                     ));
                 }
                 state.record(
+                    // The SQL is in `command`; `text` would only repeat it.
                     EventDraft::new(Direction::Client, Kind::Query)
                         .command(sql.clone())
-                        .text(sql.clone())
                         .payload(bytes::Bytes::copy_from_slice(raw)),
                 )?;
                 self.last_simple = Some(sql.clone());
@@ -498,7 +498,6 @@ impl FrontendState {
                 state.record(
                     EventDraft::new(Direction::Client, Kind::Query)
                         .command(command.clone())
-                        .text(command.clone())
                         .payload(payload.freeze()),
                 )?;
                 state.pipeline.push(Pending::Execute {
