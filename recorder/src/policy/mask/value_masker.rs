@@ -2,8 +2,14 @@
 //! any detector can match (for most values none does, and that is all the work done);
 //! only then are the matching detectors run, their candidates confirmed, and the
 //! matches rewritten. This keeps masking in process at millions of values a second.
+//!
+//! Detectors read the text folded (digits of every script as ASCII digits, fullwidth
+//! forms as ASCII, see `fold`), and what they find is masked in the original
+//! characters. Matches of all detectors are gathered first and rewritten in one pass;
+//! where two overlap, the detector listed first wins.
 
 use super::detectors::Detector;
+use super::fold::Folded;
 use super::strategy::Strategy;
 use regex::{Regex, RegexSet};
 
@@ -66,38 +72,52 @@ impl ValueMasker {
         if self.detectors.is_empty() {
             return Masked::Clean;
         }
-        let hits = self.any.matches(value);
+        let folded = Folded::new(value);
+        let hits = self.any.matches(folded.text());
         if !hits.matched_any() {
             return Masked::Clean;
         }
-        let mut text = value.to_string();
-        let mut counts = Vec::new();
-        let mut null = false;
+        // (start, end) in the original, and the detector that found it.
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
         for i in hits.iter() {
-            let (d, re, strategy) = &self.detectors[i];
-            let mut n = 0;
-            let mut out = String::with_capacity(text.len());
-            let mut last = 0;
-            for m in re.find_iter(&text) {
-                if !d.confirm(m.as_str()) {
+            let (d, re, _) = &self.detectors[i];
+            for m in re.find_iter(folded.text()) {
+                if m.is_empty() || !d.confirm(m.as_str()) {
                     continue;
                 }
-                out.push_str(&text[last..m.start()]);
-                out.push_str(&strategy.apply(m.as_str()));
-                last = m.end();
-                n += 1;
-            }
-            if n > 0 {
-                out.push_str(&text[last..]);
-                text = out;
-                counts.push((self.labels[i].clone(), n));
-                null |= *strategy == Strategy::Null;
+                let (s, e) = folded.original_span(m.start(), m.end());
+                if !spans.iter().any(|&(a, b, _)| s < b && a < e) {
+                    spans.push((s, e, i));
+                }
             }
         }
-        match (counts.is_empty(), null) {
-            (true, _) => Masked::Clean,
-            (false, true) => Masked::Null(counts),
-            (false, false) => Masked::Text(text, counts),
+        if spans.is_empty() {
+            return Masked::Clean;
+        }
+        spans.sort_unstable();
+        let mut text = String::with_capacity(value.len());
+        let mut per_detector = vec![0usize; self.detectors.len()];
+        let mut null = false;
+        let mut last = 0;
+        for (s, e, i) in spans {
+            let strategy = &self.detectors[i].2;
+            text.push_str(&value[last..s]);
+            text.push_str(&strategy.apply(&value[s..e]));
+            last = e;
+            per_detector[i] += 1;
+            null |= *strategy == Strategy::Null;
+        }
+        text.push_str(&value[last..]);
+        let counts: Vec<(String, usize)> = per_detector
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (self.labels[i].clone(), *n))
+            .collect();
+        if null {
+            Masked::Null(counts)
+        } else {
+            Masked::Text(text, counts)
         }
     }
 }
@@ -161,6 +181,52 @@ mod tests {
             "plain text with no secrets",
         ] {
             assert_eq!(m.mask(clean), Masked::Clean, "{clean}");
+        }
+    }
+
+    #[test]
+    fn values_written_in_other_digits_are_found_and_masked_in_their_own_characters() {
+        let m = all(Strategy::Redact);
+        for (value, detector) in [
+            ("ssn １２３-４５-６７８９", "us_ssn"),
+            ("ssn ٣٢١-٤٥-٦٧٨٩", "us_ssn"),
+            (
+                "card ４１１１　１１１１　１１１１　１１１１ on file",
+                "credit_card",
+            ),
+            ("card ٤١١١١١١١١١١١١١١١", "credit_card"),
+        ] {
+            let Masked::Text(text, counts) = m.mask(value) else {
+                panic!("{detector} not found in {value:?}");
+            };
+            assert!(
+                counts.iter().any(|(d, _)| d == detector),
+                "{value}: {counts:?}"
+            );
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| super::super::fold::digit_value(c).is_some()),
+                "no digit of the value is left: {text}"
+            );
+        }
+        let partial =
+            ValueMasker::new(vec![(Detector::CreditCard, Strategy::Partial { keep: 4 })]).unwrap();
+        assert_eq!(
+            partial.mask("４１１１１１１１１１１１１１１１"),
+            Masked::Text(
+                "************１１１１".into(),
+                vec![("credit_card".into(), 1)]
+            ),
+            "partial keeps the original characters it keeps"
+        );
+        // Malformed-looking mixes never panic.
+        for s in [
+            "１２３-45-６７８９x",
+            "٣٢١-٤٥-",
+            "\u{0665}\u{0665}\u{0665}-\u{0665}",
+        ] {
+            let _ = m.mask(s);
         }
     }
 

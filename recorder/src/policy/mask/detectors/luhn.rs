@@ -25,7 +25,7 @@ pub fn luhn_ok(text: &str) -> bool {
 }
 
 /// The pattern candidates are found with; each is then Luhn-checked.
-pub const PATTERN: &str = r"\b(?:\d[ -]?){12,18}\d\b";
+pub const PATTERN: &str = r"\b(?:[0-9][ -]?){12,18}[0-9]\b";
 
 #[cfg(test)]
 mod tests {

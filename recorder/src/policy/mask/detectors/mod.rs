@@ -8,6 +8,25 @@ pub mod luhn;
 
 use regex::Regex;
 
+/// Whether `candidate`'s digits (separators ignored) are a possible US SSN: nine
+/// digits, area not 000, 666 or 9xx, group not 00, serial not 0000. Reads characters,
+/// never byte offsets, so no input can make it slice inside a character.
+pub fn ssn_ok(candidate: &str) -> bool {
+    let d: Vec<u8> = candidate
+        .chars()
+        .filter_map(|c| c.to_digit(10).map(|v| v as u8))
+        .collect();
+    if d.len() != 9 {
+        return false;
+    }
+    let area = &d[..3];
+    area != [0, 0, 0]
+        && area != [6, 6, 6]
+        && area[0] != 9
+        && d[3..5] != [0, 0]
+        && d[5..] != [0, 0, 0, 0]
+}
+
 /// One kind of sensitive value.
 #[derive(Debug, Clone)]
 pub enum Detector {
@@ -94,13 +113,13 @@ impl Detector {
         match self {
             Detector::CreditCard => luhn::PATTERN,
             Detector::Email => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-            Detector::UsSsn => r"\b\d{3}-\d{2}-\d{4}\b",
+            Detector::UsSsn => r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
             Detector::Iban => iban::PATTERN,
             Detector::Phone => {
-                r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]\d{3}[ .-]\d{4}\b|\+\d{8,15}\b"
+                r"(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{3}\)|\b[0-9]{3})[ .-][0-9]{3}[ .-][0-9]{4}\b|\+[0-9]{8,15}\b"
             }
             Detector::Ipv4 => {
-                r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b"
+                r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b"
             }
             Detector::Ipv6 => r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}",
             Detector::Jwt => r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
@@ -122,14 +141,7 @@ impl Detector {
         match self {
             Detector::CreditCard => luhn::luhn_ok(candidate),
             Detector::Iban => iban::iban_ok(candidate),
-            Detector::UsSsn => {
-                let area = &candidate[..3];
-                area != "000"
-                    && area != "666"
-                    && !area.starts_with('9')
-                    && &candidate[4..6] != "00"
-                    && &candidate[7..] != "0000"
-            }
+            Detector::UsSsn => ssn_ok(candidate),
             Detector::Ipv6 => {
                 candidate.matches(':').count() >= 2
                     && candidate.parse::<std::net::Ipv6Addr>().is_ok()
