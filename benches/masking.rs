@@ -21,6 +21,7 @@ use tapline_recorder::policy::mask::column_pattern::ColumnPattern;
 use tapline_recorder::policy::mask::detectors::Detector;
 use tapline_recorder::policy::mask::rules::{MaskRule, MaskRules};
 use tapline_recorder::policy::mask::strategy::Strategy;
+use tapline_recorder::protocol::postgres::encoding::UTF8;
 use tapline_recorder::protocol::postgres::masking::catalog::Catalog;
 use tapline_recorder::protocol::postgres::masking::{PgMasking, ResultMasking};
 use tapline_recorder::protocol::postgres::row::{Column, render_data_row};
@@ -131,12 +132,14 @@ fn in_process(n: usize) {
             // What the backend pump does with every row anyway: render it for the
             // event's text; masking comes on top.
             if m.is_active() {
-                let out = m.data_row(&mut rm, Some(&cols), raw).expect("a valid row");
+                let out = m
+                    .data_row(&mut rm, Some(&cols), raw, UTF8)
+                    .expect("a valid row");
                 let recorded = out.for_record().unwrap_or(raw);
-                render_data_row(&recorded[5..], Some(&cols), &mut text).expect("a valid row");
+                render_data_row(&recorded[5..], Some(&cols), UTF8, &mut text).expect("a valid row");
                 changed += out.client.is_some() as usize;
             } else {
-                render_data_row(&raw[5..], Some(&cols), &mut text).expect("a valid row");
+                render_data_row(&raw[5..], Some(&cols), UTF8, &mut text).expect("a valid row");
             }
             text.clear();
         }

@@ -530,7 +530,7 @@ fn malformed_and_oversized_messages_close_only_their_own_session() {
 fn an_unreachable_upstream_gets_a_postgres_error_naming_the_connection() {
     let closed = support::free_port();
     let mut gw = GatewayProc::start(GatewayOpts {
-        upstream: format!("postgres://app@127.0.0.1:{closed}/app"),
+        upstream: format!("postgres://app@127.0.0.1:{closed}/postgres"),
         flush_interval: "1s",
         extra: Vec::new(),
         ..Default::default()

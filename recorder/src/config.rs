@@ -194,6 +194,10 @@ pub struct ConnectionSection {
     /// client authentication accepts).
     #[serde(default)]
     pub allowed_groups: Vec<String>,
+    /// The databases clients may open through this connection (empty: the upstream
+    /// URL's database alone, or any when the URL names none).
+    #[serde(default)]
+    pub databases: Vec<String>,
 }
 
 /// `[connections.oidc]`: which issuer's tokens the connection accepts and how a token
@@ -313,6 +317,9 @@ pub struct ConnectionConfig {
     pub client_auth: ClientAuth,
     /// Groups allowed on this connection; empty allows every authenticated caller.
     pub allowed_groups: Vec<String>,
+    /// The databases clients may open (empty: any); a client that names none gets the
+    /// first.
+    pub databases: Vec<String>,
     /// Whether a result waits for its event's fsync before reaching the client.
     pub durability: Durability,
 }
@@ -812,6 +819,22 @@ fn validate_connection(
             )
         })?,
     };
+    let mut databases: Vec<String> = Vec::new();
+    if let Some(db) = &upstream.database {
+        databases.push(db.clone());
+    }
+    for db in &c.databases {
+        if db.is_empty() || db.contains('\0') {
+            return Err(at(
+                "databases",
+                format!("holds `{db}`, which is not a database name"),
+                "list database names, e.g. databases = [\"orders\", \"orders_ro\"]",
+            ));
+        }
+        if !databases.contains(db) {
+            databases.push(db.clone());
+        }
+    }
     Ok(ConnectionConfig {
         name,
         protocol,
@@ -820,6 +843,7 @@ fn validate_connection(
         upstream_password,
         client_auth,
         allowed_groups: c.allowed_groups.clone(),
+        databases,
         durability,
     })
 }

@@ -197,6 +197,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         return status(s);
     }
     let stop = stop_signal()?;
+    quiet_panics();
     let config = load_config(&args)?;
     let key = load_key(config.key.as_deref())?;
     let location = ArchiveLocation::from_flag_or_env(config.archive.as_deref())?;
@@ -309,6 +310,25 @@ fn render_status(s: &BacklogStatus, running: bool) -> String {
         }
     );
     out
+}
+
+/// A panic in a session ends that session alone (the tap catches it); the default
+/// hook would print its message, which can quote a value the session carried (a masked
+/// card number, a token), to the log. This hook logs where it happened, never what it
+/// said.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        let thread = std::thread::current();
+        tracing::error!(
+            at = %location,
+            thread = thread.name().unwrap_or("unnamed"),
+            "a gateway task panicked (its message is not logged: it may quote recorded values)"
+        );
+    }));
 }
 
 /// Installs the SIGTERM and SIGINT handlers at once and returns a future that resolves

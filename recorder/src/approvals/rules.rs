@@ -2,8 +2,8 @@
 //! pattern, table list; scoped by connection and group), but instead of refusing a
 //! statement they hold it until a person in the rule's approver groups decides.
 
-use crate::policy::guard::sql::Sql;
 use crate::policy::guard::{Denial, DenyRules, SessionGuard};
+use crate::policy::sql::Sql;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,12 +90,18 @@ impl ApprovalRules {
 }
 
 impl SessionApprovals {
+    /// Whether no approval rule applies (then nothing is parsed).
+    pub fn is_empty(&self) -> bool {
+        self.guard.is_empty()
+    }
+
     /// Whether `sql` needs approval, and by which rule.
     pub fn check(&self, sql: &Sql<'_>) -> Option<NeedsApproval> {
         let Denial {
             rule,
             message,
             matched,
+            ..
         } = self.guard.check_sql(sql)?;
         // Unparseable SQL is the deny rules' business; an approval rule holds only
         // what it positively matched.

@@ -2,7 +2,7 @@
 //! session-scoped approval of `UPDATE t SET x = 1 WHERE id = 7` also covers
 //! `UPDATE t SET x = 2 WHERE id = 8`, and nothing else.
 
-use crate::policy::guard::sql::Sql;
+use crate::policy::sql::Sql;
 use sqlparser::ast::{Expr, Value, VisitMut, VisitorMut};
 use std::ops::ControlFlow;
 

@@ -6,12 +6,11 @@
 
 pub mod compile;
 pub mod pattern;
-pub mod sql;
 pub mod statement_kind;
 pub mod table_list;
 
+use crate::policy::sql::{ParseFailure, Sql};
 use pattern::Pattern;
-use sql::Sql;
 use sqlparser::ast::Statement;
 use statement_kind::StatementKind;
 use std::sync::Arc;
@@ -89,7 +88,13 @@ pub struct Denial {
     pub message: String,
     /// What matched (e.g. `statement kind drop`, `table payroll`).
     pub matched: String,
+    /// The SQLSTATE the client gets: 42501 (insufficient privilege), or 54001 for a
+    /// statement too complex to check.
+    pub sqlstate: &'static str,
 }
+
+/// What a refused statement is answered with unless it is too complex to check.
+pub const REFUSED_SQLSTATE: &str = "42501";
 
 /// The rules that apply to one session (its connection and its caller's groups),
 /// picked once at session start.
@@ -123,7 +128,25 @@ impl DenyRules {
     }
 }
 
+impl Denial {
+    /// A check that failed internally on a statement (a parser bug): refused, since
+    /// it could not be judged.
+    pub fn check_failed() -> Self {
+        Denial {
+            rule: "too_complex".into(),
+            message: "statement too complex for the policy check (the check failed on it); split or simplify it".into(),
+            matched: "statement too complex".into(),
+            sqlstate: "54001",
+        }
+    }
+}
+
 impl SessionGuard {
+    /// Whether no deny rule applies (then nothing is parsed).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Checks one string the client sent (possibly several statements).
     pub fn check(&self, sql: &str) -> Option<Denial> {
         self.check_sql(&Sql::new(sql))
@@ -140,11 +163,22 @@ impl SessionGuard {
                     rule: rule.name.clone(),
                     message: rule.message.clone(),
                     matched: "pattern".into(),
+                    sqlstate: REFUSED_SQLSTATE,
                 });
             }
         }
         let statements = match sql.statements() {
             Ok(s) => s,
+            Err(ParseFailure::TooComplex(why)) if self.unparseable == Some(Unparseable::Closed) => {
+                return Some(Denial {
+                    rule: "too_complex".into(),
+                    message: format!(
+                        "statement too complex for the policy check ({why}); split it into smaller statements"
+                    ),
+                    matched: "statement too complex".into(),
+                    sqlstate: "54001",
+                });
+            }
             Err(e) if self.unparseable == Some(Unparseable::Closed) => {
                 return Some(Denial {
                     rule: "unparseable".into(),
@@ -152,6 +186,7 @@ impl SessionGuard {
                         "tapline cannot parse this statement ({e}), and unparseable SQL is refused for your groups; rewrite it in plain SQL"
                     ),
                     matched: "unparseable SQL".into(),
+                    sqlstate: REFUSED_SQLSTATE,
                 });
             }
             Err(_) => return None,
@@ -163,6 +198,7 @@ impl SessionGuard {
                         rule: rule.name.clone(),
                         message: rule.message.clone(),
                         matched,
+                        sqlstate: REFUSED_SQLSTATE,
                     });
                 }
             }

@@ -11,6 +11,7 @@ use super::frame::peek_message_len;
 use super::frontend::Target;
 use super::io::TapError;
 use super::masking::{MaskedMessage, ResultMasking};
+use super::parameter_status;
 use super::pipeline::Pending;
 use super::row::{
     Column, apply_result_formats, parse_row_description, render_data_row, render_header,
@@ -172,17 +173,13 @@ pub async fn run(
     loop {
         let mut pos = 0;
         // What the client gets, when it differs from the upstream's bytes: masked
-        // messages in place of the originals, and the errors for refused statements
-        // spliced in where they fall (before the first upstream message that answers
-        // something sent after them, or at the end once everything sent before them
-        // is answered). Bytes up to `copied` are in it.
+        // messages in place of the originals, and the gateway's error for a refused
+        // statement in place of the upstream's error for its stand-in. Bytes up to
+        // `copied` are in it.
         let mut spliced: Option<BytesMut> = None;
         let mut copied = 0;
-        // Held from handling to writing, so the frontend pump cannot answer a refused
-        // statement in between (see `frontend_pump`).
         let mut writer = state.client_writer.lock().await;
         while let Some(len) = peek_message_len(&buf[pos..], SERVER_MESSAGE_LIMIT)? {
-            splice_refusals(&state, &buf, pos, &mut copied, &mut spliced)?;
             if let Some(masked) = be.handle(&state, &buf[pos..pos + len])? {
                 let out = spliced.get_or_insert_with(BytesMut::new);
                 out.extend_from_slice(&buf[copied..pos]);
@@ -191,7 +188,6 @@ pub async fn run(
             }
             pos += len;
         }
-        splice_refusals(&state, &buf, pos, &mut copied, &mut spliced)?;
         if pos > 0 || spliced.is_some() {
             state.wait_durable().await?;
             match spliced {
@@ -225,40 +221,6 @@ pub async fn run(
         }
         state.add_bytes_from_server(n);
     }
-}
-
-/// Moves the refused statements now at the head of the pipeline into `spliced`
-/// (after the upstream bytes up to `pos`), recording the error each one got.
-fn splice_refusals(
-    state: &SessionState,
-    buf: &[u8],
-    pos: usize,
-    copied: &mut usize,
-    spliced: &mut Option<BytesMut>,
-) -> Result<(), TapError> {
-    if !state.pipeline.has_blocked() {
-        return Ok(());
-    }
-    let refused = state.pipeline.pop_blocked();
-    if refused.is_empty() {
-        return Ok(());
-    }
-    let out = spliced.get_or_insert_with(BytesMut::new);
-    out.extend_from_slice(&buf[*copied..pos]);
-    *copied = pos;
-    for p in refused {
-        if let Pending::Blocked {
-            command,
-            error,
-            text,
-            status,
-        } = p
-        {
-            out.extend_from_slice(&error);
-            record_refusal(state, command, error, text, status)?;
-        }
-    }
-    Ok(())
 }
 
 /// A server message no command claims (a notice between commands, a notification),
@@ -327,9 +289,18 @@ impl BackendState {
         let tag = raw[0];
         let body = &raw[5..];
         let masking = &state.masking;
+        let enc = state.encoding.client();
         match tag {
+            b'S' => {
+                // Strings after this one are in the new encoding.
+                if let Ok((name, value)) = parameter_status::parse(body)
+                    && name == "client_encoding"
+                {
+                    state.encoding.set_client(&value);
+                }
+            }
             b'T' => {
-                let cols = parse_row_description(body)?;
+                let cols = parse_row_description(body, enc)?;
                 if let Some(cols) = self.describe_done(state, cols) {
                     let Some(r) = self.current(state) else {
                         return Ok(None);
@@ -387,14 +358,14 @@ impl BackendState {
                 if let Some(r) = self.current(state) {
                     r.data_rows += 1;
                     let m = if masking.is_active() {
-                        masking.data_row(&mut r.masking, r.cols.as_deref(), raw)?
+                        masking.data_row(&mut r.masking, r.cols.as_deref(), raw, enc)?
                     } else {
                         MaskedMessage::default()
                     };
                     let recorded = m.for_record().unwrap_or(raw);
                     r.append(recorded);
                     if r.text.len() < TEXT_CAP {
-                        render_data_row(&recorded[5..], r.cols.as_deref(), &mut r.text)?;
+                        render_data_row(&recorded[5..], r.cols.as_deref(), enc, &mut r.text)?;
                     } else {
                         r.rows_not_rendered += 1;
                     }
@@ -403,7 +374,7 @@ impl BackendState {
                     // A row no command claims (the pipeline is out of step): still
                     // masked, by value, before it reaches the client.
                     return Ok(masking
-                        .data_row(&mut ResultMasking::default(), None, raw)?
+                        .data_row(&mut ResultMasking::default(), None, raw, enc)?
                         .client);
                 }
             }
@@ -439,14 +410,14 @@ impl BackendState {
             b'd' => {
                 if let Some(r) = self.current(state) {
                     let m = if masking.is_active() {
-                        masking.copy_data(&mut r.masking, raw)
+                        masking.copy_data(&mut r.masking, raw, enc)
                     } else {
                         MaskedMessage::default()
                     };
                     let recorded = m.for_record().unwrap_or(raw);
                     r.append(recorded);
                     if r.text.len() < TEXT_CAP {
-                        r.text.push_str(&String::from_utf8_lossy(&recorded[5..]));
+                        r.text.push_str(&enc.decode(&recorded[5..]));
                     }
                     return Ok(m.client);
                 }
@@ -454,11 +425,11 @@ impl BackendState {
             b'E' => return self.error(state, raw),
             b'N' => {
                 let mut tally = Tally::default();
-                let m = masking.notice(&mut tally, raw)?;
+                let m = masking.notice(&mut tally, raw, enc)?;
                 let recorded = m.for_record().unwrap_or(raw);
                 let notice = format!(
                     "NOTICE: {}",
-                    ErrorFields::parse(tag, &recorded[5..])?.render()
+                    ErrorFields::parse(tag, &recorded[5..], enc)?.render()
                 );
                 match self.current(state) {
                     Some(r) => {
@@ -472,9 +443,9 @@ impl BackendState {
             }
             b'A' => {
                 let mut tally = Tally::default();
-                let m = masking.notification(&mut tally, raw)?;
+                let m = masking.notification(&mut tally, raw, enc)?;
                 let recorded = m.for_record().unwrap_or(raw);
-                let mut r = Reader::new(tag, &recorded[5..]);
+                let mut r = Reader::in_encoding(tag, &recorded[5..], enc);
                 let pid = r.i32()?;
                 let channel = r.cstr()?;
                 let payload = r.cstr()?;
@@ -484,6 +455,13 @@ impl BackendState {
             }
             b'Z' => {
                 if state
+                    .pipeline
+                    .pop_if(|p| matches!(p, Pending::Refused { simple: true, .. }))
+                    .is_some()
+                {
+                    // The end of a refused simple query's stand-in: its status is the
+                    // upstream's own (E inside a transaction block).
+                } else if state
                     .pipeline
                     .front_is(|p| matches!(p, Pending::Simple { .. }))
                 {
@@ -539,12 +517,32 @@ impl BackendState {
     /// protocol the server skips everything until Sync, so the failing command is
     /// recorded now and the commands skipped after it are recorded as such.
     fn error(&mut self, state: &SessionState, raw: &[u8]) -> Result<Option<Bytes>, TapError> {
+        // The upstream's error for a refused statement's stand-in: the client gets the
+        // gateway's refusal in its place, and the refusal is its completion.
+        if let Some(Pending::Refused {
+            command,
+            error,
+            text,
+            status,
+            simple,
+        }) = state
+            .pipeline
+            .front()
+            .filter(|p| matches!(p, Pending::Refused { .. }))
+        {
+            if !simple {
+                state.pipeline.pop();
+            }
+            record_refusal(state, command, error.clone(), text, status)?;
+            return Ok(Some(error));
+        }
         let mut tally = Tally::default();
-        let masked = state.masking.notice(&mut tally, raw)?;
+        let enc = state.encoding.client();
+        let masked = state.masking.notice(&mut tally, raw, enc)?;
         let recorded = masked.for_record().map(<[u8]>::to_vec);
         let client = masked.client;
         let raw = recorded.as_deref().unwrap_or(raw);
-        let fields = ErrorFields::parse(b'E', &raw[5..])?;
+        let fields = ErrorFields::parse(b'E', &raw[5..], enc)?;
         match state.pipeline.front() {
             Some(Pending::Simple { .. }) => {
                 if let Some(r) = self.current(state) {
@@ -610,7 +608,7 @@ impl BackendState {
         }
         state.record(draft)?;
         for p in &skipped {
-            if let Pending::Blocked {
+            if let Pending::Refused {
                 command, status, ..
             } = p
             {

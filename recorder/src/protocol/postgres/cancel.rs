@@ -1,9 +1,13 @@
-//! Cancel keys: the client cancels with the gateway's key, the gateway cancels upstream
-//! with the upstream's key, and the client never learns the upstream's.
+//! Cancel keys: the client is given the upstream's real backend pid (drivers compare it
+//! with `Notify.pid` and pass it to `pg_terminate_backend`), with a secret the gateway
+//! makes. A cancel with that pair comes to the gateway, which cancels upstream with the
+//! upstream's own secret: the client never learns it, so it cannot cancel around the
+//! gateway.
 
 use super::startup::cancel_request;
 use crate::approvals::registry::Holds;
 use rand::Rng;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::io::AsyncWriteExt;
@@ -26,12 +30,12 @@ pub struct CancelRegistry {
 }
 
 impl CancelRegistry {
-    /// Issues a fresh gateway key for a session.
+    /// Issues the client's key for a session: the upstream's pid, a fresh secret.
     pub fn register(&self, upstream: UpstreamKey) -> (i32, i32) {
         let mut rng = rand::thread_rng();
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let key = (rng.gen_range(1..i32::MAX), rng.r#gen::<i32>());
+            let key = (upstream.pid, rng.r#gen::<i32>());
             if let std::collections::hash_map::Entry::Vacant(v) = keys.entry(key) {
                 v.insert(upstream);
                 return key;
@@ -76,5 +80,27 @@ impl CancelRegistry {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_key_carries_the_upstream_pid_and_a_secret_of_its_own() {
+        let reg = CancelRegistry::default();
+        let up = UpstreamKey {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            pid: 4242,
+            secret: 77,
+            session_id: "s".into(),
+        };
+        let a = reg.register(up.clone());
+        let b = reg.register(up);
+        assert_eq!((a.0, b.0), (4242, 4242));
+        assert_ne!(a.1, b.1, "each session has its own secret");
+        assert_ne!(a.1, 77, "never the upstream's secret");
     }
 }

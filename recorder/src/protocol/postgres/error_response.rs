@@ -1,5 +1,6 @@
 //! ErrorResponse and NoticeResponse: the fields the server explains itself with.
 
+use super::encoding::PgEncoding;
 use super::wire::{Builder, DecodeError, Reader};
 
 /// The fields of an ErrorResponse or NoticeResponse that a reader cares about.
@@ -13,9 +14,10 @@ pub struct ErrorFields {
 }
 
 impl ErrorFields {
-    /// Decodes the body of an 'E' or 'N' message.
-    pub fn parse(tag: u8, body: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(tag, body);
+    /// Decodes the body of an 'E' or 'N' message (its texts in the session's
+    /// encoding: the server translates its messages into the client's).
+    pub fn parse(tag: u8, body: &[u8], encoding: PgEncoding) -> Result<Self, DecodeError> {
+        let mut r = Reader::in_encoding(tag, body, encoding);
         let mut f = ErrorFields::default();
         loop {
             let field = r.u8()?;
@@ -92,6 +94,7 @@ pub fn gateway_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::postgres::encoding::UTF8;
 
     #[test]
     fn error_fields_round_trip_and_render() {
@@ -103,7 +106,7 @@ mod tests {
             hint: Some("check the name".into()),
         };
         let msg = f.to_message(b'E');
-        let back = ErrorFields::parse(b'E', &msg[5..]).unwrap();
+        let back = ErrorFields::parse(b'E', &msg[5..], UTF8).unwrap();
         assert_eq!(back, f);
         assert_eq!(
             back.render(),
@@ -113,6 +116,6 @@ mod tests {
 
     #[test]
     fn a_field_without_terminator_is_malformed() {
-        assert!(ErrorFields::parse(b'E', b"SERROR").is_err());
+        assert!(ErrorFields::parse(b'E', b"SERROR", UTF8).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Messages a client sends once the session is running.
 
+use super::encoding::PgEncoding;
 use super::wire::{DecodeError, Reader};
 
 /// What the statement or portal a Describe or Close names.
@@ -74,9 +75,9 @@ fn target(tag: u8, b: u8) -> Result<Target, DecodeError> {
 }
 
 impl FrontendMessage {
-    /// Decodes one client message body.
-    pub fn parse(tag: u8, body: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(tag, body);
+    /// Decodes one client message body, its strings in the session's encoding.
+    pub fn parse(tag: u8, body: &[u8], encoding: PgEncoding) -> Result<Self, DecodeError> {
+        let mut r = Reader::in_encoding(tag, body, encoding);
         Ok(match tag {
             b'Q' => FrontendMessage::Query {
                 sql: r.cstr()?.to_string(),
@@ -163,14 +164,19 @@ impl FrontendMessage {
 
 /// Renders one bound parameter for the `command` column: text values quoted SQL-style,
 /// binary values decoded for common types (by the Parse type OID) or shown as hex.
-pub fn render_param(value: Option<&[u8]>, binary: bool, type_oid: u32) -> String {
+pub fn render_param(
+    value: Option<&[u8]>,
+    binary: bool,
+    type_oid: u32,
+    encoding: PgEncoding,
+) -> String {
     let Some(v) = value else {
         return "NULL".to_string();
     };
     if !binary {
-        return quote(&String::from_utf8_lossy(v));
+        return quote(&encoding.decode(v));
     }
-    match super::row::render_binary(type_oid, v) {
+    match super::row::render_binary(type_oid, v, encoding) {
         Some(text) if super::row::is_text_like(type_oid) => quote(&text),
         Some(text) => text,
         None => format!("'\\x{}'", hex::encode(v)),
@@ -184,6 +190,7 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::postgres::encoding::UTF8;
     use crate::protocol::postgres::wire::Builder;
 
     #[test]
@@ -202,7 +209,7 @@ mod tests {
             .raw(&7i32.to_be_bytes())
             .i16(0)
             .finish();
-        let parsed = FrontendMessage::parse(b'B', &msg[5..]).unwrap();
+        let parsed = FrontendMessage::parse(b'B', &msg[5..], UTF8).unwrap();
         let FrontendMessage::Bind {
             portal,
             statement,
@@ -221,9 +228,9 @@ mod tests {
                 Some(7i32.to_be_bytes().to_vec())
             ]
         );
-        assert_eq!(render_param(Some(&7i32.to_be_bytes()), true, 23), "7");
-        assert_eq!(render_param(Some(b"it's"), false, 0), "'it''s'");
-        assert_eq!(render_param(None, false, 0), "NULL");
+        assert_eq!(render_param(Some(&7i32.to_be_bytes()), true, 23, UTF8), "7");
+        assert_eq!(render_param(Some(b"it's"), false, 0, UTF8), "'it''s'");
+        assert_eq!(render_param(None, false, 0, UTF8), "NULL");
     }
 
     #[test]
@@ -236,14 +243,14 @@ mod tests {
             .i32(10)
             .raw(b"ab")
             .finish();
-        assert!(FrontendMessage::parse(b'B', &msg[5..]).is_err());
-        assert!(FrontendMessage::parse(b'D', b"Xname\0").is_err());
-        assert!(FrontendMessage::parse(b'!', b"").is_err());
+        assert!(FrontendMessage::parse(b'B', &msg[5..], UTF8).is_err());
+        assert!(FrontendMessage::parse(b'D', b"Xname\0", UTF8).is_err());
+        assert!(FrontendMessage::parse(b'!', b"", UTF8).is_err());
         let neg = Builder::new(Some(b'P'))
             .cstr("")
             .cstr("select 1")
             .i16(-1)
             .finish();
-        assert!(FrontendMessage::parse(b'P', &neg[5..]).is_err());
+        assert!(FrontendMessage::parse(b'P', &neg[5..], UTF8).is_err());
     }
 }

@@ -1,29 +1,32 @@
 //! Client → upstream: decode each message, check it against the session's deny rules,
 //! record commands, queue what awaits a response, then forward the bytes unchanged.
 //!
-//! A refused simple query is replaced upstream by a lone Sync (which only answers
-//! ReadyForQuery), and a refused Parse is dropped with everything after it until the
-//! client's Sync, as PostgreSQL itself skips after an error. Either way the refused
-//! statement never reaches the upstream, and the client gets its error in order,
-//! after the answers to whatever it sent before (see `Pending::Blocked`).
+//! A refused simple query is replaced upstream by a query that fails at once, and a
+//! refused Parse by a Parse that fails at once, with everything after it dropped until
+//! the client's Sync, as PostgreSQL itself skips after an error (see `refusal`). The
+//! refused statement never reaches the upstream, the upstream's transaction is aborted
+//! as PostgreSQL's own error would abort it, and the client gets the gateway's error in
+//! order, in place of the upstream's (see `Pending::Refused`).
 //!
 //! A statement an approval rule matches is held (see `hold`): at Query, or at the
 //! Execute of a portal bound from it. What came before it goes upstream, nothing
 //! after it is read until a person decides; an approval forwards it, anything else
 //! refuses it the same way as a deny rule does.
 
+use super::encoding::PgEncoding;
 use super::error_response::gateway_error;
 use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
 use super::hold::{self, HeldStatement};
 use super::io::TapError;
 use super::pipeline::Pending;
+use super::refusal::{refusal_parse, refusal_query};
 use super::session_state::SessionState;
 use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
 use crate::approvals::shape::shape;
 use crate::policy::guard::Denial;
-use crate::policy::guard::sql::Sql;
+use crate::policy::sql::{Sql, on_right_stack};
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, HashSet};
@@ -68,8 +71,6 @@ struct FrontendState {
     copy_text: String,
     /// After a refused Parse: drop messages until the client's Sync.
     skipping: bool,
-    /// The client flushed while skipping: answer a refusal nothing else will.
-    flushed_refusal: bool,
 }
 
 /// What happens to one client message.
@@ -80,7 +81,7 @@ enum Action {
     /// Not sent upstream.
     Drop,
     /// Sent upstream as these bytes instead.
-    Replace(&'static [u8]),
+    Replace(bytes::Bytes),
     Terminate,
 }
 
@@ -90,9 +91,6 @@ enum Held {
     Query,
     Execute { portal: String },
 }
-
-/// A Sync message: upstream answers it with ReadyForQuery and nothing else.
-const SYNC: &[u8] = b"S\0\0\0\x04";
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
 /// On a protocol error the client is told why (FATAL 08P01) before the socket closes.
@@ -166,7 +164,7 @@ async fn pump_messages(
         let mut copied = 0;
         while let Some(len) = peek_message_len(&buf[pos..], limit)? {
             let raw = &buf[pos..pos + len];
-            let mut action = fe.handle(state, raw)?;
+            let mut action = fe.handle(state, raw).await?;
             if let Action::Hold(held, at) = action {
                 // What came before the held statement goes upstream first; nothing
                 // after it is read until a person decides.
@@ -181,12 +179,12 @@ async fn pump_messages(
                 }
                 copied = pos;
                 let decision = hold::await_decision(state, &held, client, &mut holding).await?;
-                action = fe.decided(state, *held, at, decision);
+                action = fe.decided(state, *held, at, decision).await;
             }
             if !matches!(action, Action::Forward | Action::Terminate) {
                 let out = edited.get_or_insert_with(BytesMut::new);
                 out.extend_from_slice(&buf[copied..pos]);
-                if let Action::Replace(bytes) = action {
+                if let Action::Replace(bytes) = &action {
                     out.extend_from_slice(bytes);
                 }
                 copied = pos + len;
@@ -209,51 +207,22 @@ async fn pump_messages(
             }
             buf.advance(pos);
         }
-        if std::mem::take(&mut fe.flushed_refusal) {
-            answer_refusal_now(state).await?;
-        }
         if terminated {
             return Ok(FrontendEnd::Terminated);
         }
     }
 }
 
-/// A client that flushes after a refused Parse (instead of syncing) waits for an
-/// answer the upstream will never trigger. If everything sent before the refusal is
-/// answered (the refusal heads the pipeline), the error goes out now. The writer lock
-/// is taken first: the backend pump holds it from handling upstream bytes to writing
-/// them, so the error cannot overtake an answer still being written.
-async fn answer_refusal_now(state: &SessionState) -> Result<(), TapError> {
-    let mut writer = state.client_writer.lock().await;
-    if !state
-        .pipeline
-        .front_is(|p| matches!(p, Pending::Blocked { .. }))
-    {
-        return Ok(());
-    }
-    for p in state.pipeline.pop_blocked() {
-        if let Pending::Blocked {
-            command,
-            error,
-            text,
-            status,
-        } = p
-        {
-            writer.write_all(&error).await?;
-            super::backend_pump::record_refusal(state, command, error, text, status)?;
-        }
-    }
-    Ok(())
-}
-
 impl FrontendState {
-    /// Records a refused statement and queues the error the client gets in its place.
+    /// Records a refused statement and queues the error the client gets in its place;
+    /// `simple` says whether the upstream gets the failing query or the failing Parse.
     fn refuse(
         &mut self,
         state: &SessionState,
         raw: &[u8],
         sql: String,
         d: Denial,
+        simple: bool,
     ) -> Result<(), TapError> {
         tracing::info!(rule = %d.rule, matched = %d.matched, "statement refused");
         state.record(
@@ -268,44 +237,74 @@ impl FrontendState {
         )?;
         let error = gateway_error(
             "ERROR",
-            "42501",
+            d.sqlstate,
             d.message.clone(),
             Some(format!(
                 "refused by tapline policy `{}` ({})",
                 d.rule, d.matched
             )),
         );
-        state.pipeline.push(Pending::Blocked {
+        state.pipeline.push(Pending::Refused {
             command: sql,
             error,
             text: format!(
-                "42501 ERROR: {}\nHINT: refused by tapline policy `{}` ({})",
-                d.message, d.rule, d.matched
+                "{} ERROR: {}\nHINT: refused by tapline policy `{}` ({})",
+                d.sqlstate, d.message, d.rule, d.matched
             ),
             status: Status::Blocked,
+            simple,
         });
         Ok(())
     }
 
-    /// The deny rules' verdict on `sql`, else the approval it needs: one parse
-    /// serves both.
-    fn judge(state: &SessionState, sql: &str) -> (Option<Denial>, Option<NeedsApproval>) {
-        let sql = Sql::new(sql);
-        match state.guard.check_sql(&sql) {
-            Some(d) => (Some(d), None),
-            None => (None, state.approvals.check(&sql)),
+    /// The deny rules' verdict on `sql`, else the approval it needs unless a
+    /// session-wide approval covers its shape: one parse serves all three, made where
+    /// it is safe (`policy::sql`). With no rule at all nothing is parsed.
+    async fn judge(
+        &self,
+        state: &SessionState,
+        sql: &str,
+    ) -> (Option<Denial>, Option<NeedsApproval>) {
+        if state.guard.is_empty() && state.approvals.is_empty() {
+            return (None, None);
         }
+        let guard = state.guard.clone();
+        let approvals = state.approvals.clone();
+        let shapes = (!self.approved_shapes.is_empty()).then(|| self.approved_shapes.clone());
+        on_right_stack(
+            sql,
+            move |sql: &Sql<'_>| match guard.check_sql(sql) {
+                Some(d) => (Some(d), None),
+                None => {
+                    let needs = approvals.check(sql);
+                    let covered =
+                        needs.is_some() && shapes.as_ref().is_some_and(|s| s.contains(&shape(sql)));
+                    (None, needs.filter(|_| !covered))
+                }
+            },
+            || (Some(Denial::check_failed()), None),
+        )
+        .await
     }
 
     /// Whether a session-wide approval covers `sql`'s shape (no parse when there is
     /// none, the common case).
-    fn approved_for_session(&self, sql: &str) -> bool {
-        !self.approved_shapes.is_empty() && self.approved_shapes.contains(&shape(&Sql::new(sql)))
+    async fn approved_for_session(&self, sql: &str) -> bool {
+        if self.approved_shapes.is_empty() {
+            return false;
+        }
+        let shapes = self.approved_shapes.clone();
+        on_right_stack(
+            sql,
+            move |sql: &Sql<'_>| shapes.contains(&shape(sql)),
+            || false,
+        )
+        .await
     }
 
     /// Goes on after a hold: an approved statement is forwarded (and its shape
     /// remembered for a session-wide approval); any other end refuses it in place.
-    fn decided(
+    async fn decided(
         &mut self,
         state: &SessionState,
         held: HeldStatement,
@@ -314,7 +313,10 @@ impl FrontendState {
     ) -> Action {
         if let Outcome::Approved { scope } = decision.outcome {
             if scope == Scope::Session {
-                self.approved_shapes.insert(shape(&Sql::new(&held.sql)));
+                let s = on_right_stack(&held.sql, |sql: &Sql<'_>| shape(sql), String::new).await;
+                if !s.is_empty() {
+                    self.approved_shapes.insert(s);
+                }
             }
             match at {
                 Held::Query => {
@@ -335,29 +337,27 @@ impl FrontendState {
             return Action::Forward;
         }
         let (error, text) = hold::refusal(&held, &decision);
-        state.pipeline.push(Pending::Blocked {
+        let simple = matches!(at, Held::Query);
+        state.pipeline.push(Pending::Refused {
             command: held.command,
             error,
             text,
             status: Status::Denied,
+            simple,
         });
-        match at {
-            Held::Query => {
-                state.pipeline.push(Pending::Sync);
-                Action::Replace(SYNC)
-            }
-            Held::Execute { .. } => {
-                // As after an error: the server would skip to the client's Sync.
-                self.skipping = true;
-                Action::Drop
-            }
+        if simple {
+            Action::Replace(refusal_query())
+        } else {
+            // As after an error: the server skips to the client's Sync.
+            self.skipping = true;
+            Action::Replace(refusal_parse())
         }
     }
 
     /// Handles one whole message and says what to send upstream.
-    fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<Action, TapError> {
+    async fn handle(&mut self, state: &SessionState, raw: &[u8]) -> Result<Action, TapError> {
         let tag = raw[0];
-        let msg = FrontendMessage::parse(tag, &raw[5..])?;
+        let msg = FrontendMessage::parse(tag, &raw[5..], state.encoding.client())?;
         if self.skipping {
             match msg {
                 FrontendMessage::Sync => {
@@ -366,22 +366,19 @@ impl FrontendState {
                     return Ok(Action::Forward);
                 }
                 FrontendMessage::Terminate => return Ok(Action::Terminate),
-                FrontendMessage::Flush => {
-                    self.flushed_refusal = true;
-                    return Ok(Action::Forward);
-                }
+                // The upstream holds the refusal's error until it is flushed.
+                FrontendMessage::Flush => return Ok(Action::Forward),
                 _ => return Ok(Action::Drop),
             }
         }
         match msg {
             FrontendMessage::Query { sql } => {
-                let (denial, needs) = Self::judge(state, &sql);
+                let (denial, needs) = self.judge(state, &sql).await;
                 if let Some(d) = denial {
-                    self.refuse(state, raw, sql, d)?;
-                    state.pipeline.push(Pending::Sync);
-                    return Ok(Action::Replace(SYNC));
+                    self.refuse(state, raw, sql, d, true)?;
+                    return Ok(Action::Replace(refusal_query()));
                 }
-                if let Some(needs) = needs.filter(|_| !self.approved_for_session(&sql)) {
+                if let Some(needs) = needs {
                     return Ok(Action::Hold(
                         Box::new(HeldStatement {
                             command: sql.clone(),
@@ -423,13 +420,13 @@ impl FrontendState {
                 sql,
                 param_types,
             } => {
-                let (denial, needs) = Self::judge(state, &sql);
+                let (denial, needs) = self.judge(state, &sql).await;
                 if let Some(d) = denial {
                     let mut payload = std::mem::take(&mut self.pending_bytes);
                     payload.extend_from_slice(raw);
-                    self.refuse(state, &payload, sql, d)?;
+                    self.refuse(state, &payload, sql, d, false)?;
                     self.skipping = true;
-                    return Ok(Action::Drop);
+                    return Ok(Action::Replace(refusal_parse()));
                 }
                 self.keep_for_execute(raw);
                 self.statements
@@ -455,7 +452,13 @@ impl FrontendState {
                     .get(&statement)
                     .cloned()
                     .unwrap_or_default();
-                let command = self.command_for(&statement, &param_formats, &params, &described);
+                let command = self.command_for(
+                    &statement,
+                    &param_formats,
+                    &params,
+                    &described,
+                    state.encoding.client(),
+                );
                 let (sql, needs) = self
                     .statements
                     .get(&statement)
@@ -483,7 +486,10 @@ impl FrontendState {
                     });
                 let mut payload = std::mem::take(&mut self.pending_bytes);
                 payload.extend_from_slice(raw);
-                let needs = needs.filter(|_| !self.approved_for_session(&sql));
+                let needs = match needs {
+                    Some(n) if !self.approved_for_session(&sql).await => Some(n),
+                    _ => None,
+                };
                 if let Some(needs) = needs {
                     return Ok(Action::Hold(
                         Box::new(HeldStatement {
@@ -522,7 +528,8 @@ impl FrontendState {
             FrontendMessage::Flush => {}
             FrontendMessage::CopyData => {
                 self.copy.extend_from_slice(raw);
-                self.copy_text.push_str(&String::from_utf8_lossy(&raw[5..]));
+                self.copy_text
+                    .push_str(&state.encoding.client().decode(&raw[5..]));
                 if self.copy.len() >= COPY_CHUNK {
                     self.record_copy(state, None)?;
                 }
@@ -558,6 +565,7 @@ impl FrontendState {
         formats: &[i16],
         params: &[Option<Vec<u8>>],
         described: &[u32],
+        encoding: PgEncoding,
     ) -> String {
         let (sql, types) = match self.statements.get(statement) {
             Some((sql, types, _)) => (sql.as_str(), types.as_slice()),
@@ -585,7 +593,7 @@ impl FrontendState {
             out.push_str(&format!(
                 "${} = {}",
                 i + 1,
-                render_param(p.as_deref(), binary, oid)
+                render_param(p.as_deref(), binary, oid, encoding)
             ));
         }
         out

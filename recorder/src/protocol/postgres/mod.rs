@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backend_pump;
 pub mod cancel;
 pub mod client_auth;
+pub mod encoding;
 pub mod error_response;
 pub mod frame;
 pub mod frontend;
@@ -16,7 +17,9 @@ pub mod frontend_pump;
 pub mod hold;
 pub mod io;
 pub mod masking;
+pub mod parameter_status;
 pub mod pipeline;
+pub mod refusal;
 pub mod row;
 pub mod session_state;
 pub mod startup;
@@ -92,11 +95,10 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         return;
     }
     let conn = &ctx.connection;
-    let database = conn
-        .upstream
-        .database
+    let chosen = upstream::chosen_database(conn, param(&params, "database"));
+    let database = chosen
         .clone()
-        .or_else(|| param(&params, "database").map(str::to_string));
+        .unwrap_or_else(|_| param(&params, "database").map(str::to_string));
     // Client authentication comes first: the session is recorded under the identity
     // the client proves, not the user name it typed.
     let outcome = tokio::time::timeout(
@@ -204,6 +206,19 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         }
     };
     tracing::debug!(method, "client authenticated");
+    if let Err(why) = chosen {
+        // As PostgreSQL answers a database it does not have: FATAL 3D000.
+        let msg = gateway_error("FATAL", "3D000", why.clone(), None);
+        let _ = client.write_all(&msg).await;
+        let _ = recorder.record(
+            EventDraft::new(Direction::Gateway, Kind::Error)
+                .status(Status::Error)
+                .payload(msg)
+                .text(format!("3D000 FATAL: {why}")),
+        );
+        let _ = recorder.end("database_refused");
+        return;
+    }
 
     // Upstream login.
     let up = match upstream::connect(conn, &params).await {
@@ -252,6 +267,9 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     // the columns they name live, asked on the idle upstream before the client's
     // first command.
     let mut up = up;
+    let encoding = parameter_status::client_encoding_in(&up.greeting)
+        .and_then(|name| encoding::PgEncoding::by_name(&name))
+        .unwrap_or(encoding::UTF8);
     let masking = {
         let picked = ctx.masking.for_session(&conn.name, &identity.groups);
         let wants_catalog = [&picked.client, &picked.record]
@@ -269,6 +287,7 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
                 &mut up.leftover,
                 patterns.iter(),
                 ctx.limits.max_message_bytes,
+                encoding,
             )
             .await
             {
@@ -329,6 +348,7 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     let state = Arc::new(SessionState::new(
         recorder, client_wr, ctx.limits, who, policy,
     ));
+    state.encoding.set_client(encoding.name);
     let front = tokio::spawn(frontend_pump::run(
         state.clone(),
         client_rd,
@@ -437,7 +457,10 @@ async fn pump(
                     back.abort();
                     return format!("protocol_error: client: {e}");
                 }
-                Err(e) => format!("protocol_error: client task: {e}"),
+                Err(e) => {
+                    back.abort();
+                    return internal_error(state, e.is_panic(), "client").await;
+                }
             };
             // Let the upstream finish and close its side, so late results are recorded.
             match tokio::time::timeout(CLOSE_WAIT, &mut back).await {
@@ -455,8 +478,31 @@ async fn pump(
                     let _ = state.client_writer.lock().await.write_all(&e.to_fatal()).await;
                     format!("protocol_error: upstream: {e}")
                 }
-                Err(e) => format!("protocol_error: upstream task: {e}"),
+                Err(e) => internal_error(state, e.is_panic(), "upstream").await,
             }
         }
     }
+}
+
+/// A pump task failed inside the gateway (a bug): this session alone ends, its client
+/// is told with FATAL XX000, and the end is recorded without the failure's message,
+/// which may quote a value the session carried (the gateway's panic hook logs where it
+/// happened, not what it said).
+async fn internal_error(state: &SessionState, panicked: bool, side: &str) -> String {
+    tracing::error!(
+        session = %state.who.session_id,
+        side,
+        panicked,
+        "a session task failed inside the gateway; ending this session only"
+    );
+    let msg = gateway_error(
+        "FATAL",
+        "XX000",
+        "tapline closed the session after an internal error",
+        Some(
+            "the session up to here is recorded; the gateway's log says where it failed. Other sessions are not affected".into(),
+        ),
+    );
+    let _ = state.client_writer.lock().await.write_all(&msg).await;
+    format!("internal_error: the {side} side of the session failed inside the gateway")
 }

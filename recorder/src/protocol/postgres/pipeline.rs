@@ -8,7 +8,6 @@
 use super::frontend::Target;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// One request awaiting its response.
@@ -43,15 +42,20 @@ pub enum Pending {
     },
     Close,
     Sync,
-    /// A statement the gateway refused: it never went upstream. When it reaches the
-    /// head of the queue (everything sent before it has been answered), the backend
-    /// pump gives the client `error` in its place.
-    Blocked {
+    /// A statement the gateway refused. It never went upstream: in its place the
+    /// upstream got a statement that fails at once (see `refusal`), so the upstream's
+    /// transaction ends up exactly as if PostgreSQL itself had raised an error there
+    /// (aborted inside a transaction block, rolled back outside one). The backend pump
+    /// gives the client `error` instead of the upstream's error for it.
+    Refused {
         command: String,
         error: bytes::Bytes,
         text: String,
         /// `blocked` for a deny rule, `denied` for a refused or expired approval.
         status: tapline_store::Status,
+        /// A simple query (answered by ReadyForQuery after the error), or an extended
+        /// one (its error is followed by the answers up to the client's Sync).
+        simple: bool,
     },
 }
 
@@ -59,23 +63,12 @@ pub enum Pending {
 #[derive(Debug, Default)]
 pub struct Pipeline {
     queue: Mutex<VecDeque<Pending>>,
-    /// Refused statements in the queue: lets the backend pump skip a lock per
-    /// message when there are none (the common case).
-    blocked: AtomicUsize,
 }
 
 impl Pipeline {
     /// Adds a request the client is about to send upstream.
     pub fn push(&self, p: Pending) {
-        if matches!(p, Pending::Blocked { .. }) {
-            self.blocked.fetch_add(1, Ordering::Relaxed);
-        }
         self.lock().push_back(p);
-    }
-
-    /// Whether a refused statement is waiting anywhere in the queue.
-    pub fn has_blocked(&self) -> bool {
-        self.blocked.load(Ordering::Relaxed) > 0
     }
 
     /// The oldest request still waiting.
@@ -100,11 +93,7 @@ impl Pipeline {
 
     /// Removes the oldest request.
     pub fn pop(&self) -> Option<Pending> {
-        let p = self.lock().pop_front();
-        if matches!(p, Some(Pending::Blocked { .. })) {
-            self.blocked.fetch_sub(1, Ordering::Relaxed);
-        }
-        p
+        self.lock().pop_front()
     }
 
     /// After an error in the extended protocol the server skips everything until the
@@ -113,27 +102,14 @@ impl Pipeline {
         let mut q = self.lock();
         let mut out = Vec::new();
         while let Some(p) = q.front() {
-            if matches!(p, Pending::Sync | Pending::Simple { .. }) {
+            if matches!(
+                p,
+                Pending::Sync | Pending::Simple { .. } | Pending::Refused { simple: true, .. }
+            ) {
                 break;
             }
             out.extend(q.pop_front());
         }
-        let refused = out
-            .iter()
-            .filter(|p| matches!(p, Pending::Blocked { .. }))
-            .count();
-        self.blocked.fetch_sub(refused, Ordering::Relaxed);
-        out
-    }
-
-    /// Removes and returns the refused statements at the head of the queue.
-    pub fn pop_blocked(&self) -> Vec<Pending> {
-        let mut q = self.lock();
-        let mut out = Vec::new();
-        while matches!(q.front(), Some(Pending::Blocked { .. })) {
-            out.extend(q.pop_front());
-        }
-        self.blocked.fetch_sub(out.len(), Ordering::Relaxed);
         out
     }
 

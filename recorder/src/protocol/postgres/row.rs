@@ -1,5 +1,6 @@
 //! RowDescription and DataRow, and the readable rendering of result rows.
 
+use super::encoding::PgEncoding;
 use super::wire::{DecodeError, Reader};
 
 /// One column of a RowDescription.
@@ -12,9 +13,12 @@ pub struct Column {
     pub format: i16,
 }
 
-/// Decodes a RowDescription body.
-pub fn parse_row_description(body: &[u8]) -> Result<Vec<Column>, DecodeError> {
-    let mut r = Reader::new(b'T', body);
+/// Decodes a RowDescription body (column names in the session's encoding).
+pub fn parse_row_description(
+    body: &[u8],
+    encoding: PgEncoding,
+) -> Result<Vec<Column>, DecodeError> {
+    let mut r = Reader::in_encoding(b'T', body, encoding);
     let n = r.count16()?;
     let mut cols = Vec::with_capacity(n.min(1664));
     for _ in 0..n {
@@ -55,6 +59,7 @@ pub fn apply_result_formats(cols: &mut [Column], formats: &[i16]) {
 pub fn render_data_row(
     body: &[u8],
     cols: Option<&[Column]>,
+    encoding: PgEncoding,
     out: &mut String,
 ) -> Result<(), DecodeError> {
     let mut r = Reader::new(b'D', body);
@@ -68,7 +73,7 @@ pub fn render_data_row(
             Some(v) => {
                 let col = cols.and_then(|c| c.get(i));
                 if let Some(col) = col.filter(|c| c.format == 1) {
-                    match render_binary(col.type_oid, v) {
+                    match render_binary(col.type_oid, v, encoding) {
                         Some(text) => escape_into(&text, out),
                         None => {
                             out.push_str("\\x");
@@ -76,7 +81,7 @@ pub fn render_data_row(
                         }
                     }
                 } else {
-                    escape_into(&String::from_utf8_lossy(v), out);
+                    escape_into(&encoding.decode(v), out);
                 }
             }
         }
@@ -92,8 +97,9 @@ pub fn is_text_like(type_oid: u32) -> bool {
 }
 
 /// Decodes a binary-format value of a common type (bool, integers, floats, text-like,
-/// jsonb) for display; `None` for other types, which are shown as hex.
-pub fn render_binary(type_oid: u32, v: &[u8]) -> Option<String> {
+/// jsonb) for display; `None` for other types, which are shown as hex. Text in binary
+/// format is in the client encoding too.
+pub fn render_binary(type_oid: u32, v: &[u8], encoding: PgEncoding) -> Option<String> {
     Some(match (type_oid, v.len()) {
         (16, 1) => (v[0] != 0).to_string(),
         (21, 2) => i16::from_be_bytes([v[0], v[1]]).to_string(),
@@ -101,9 +107,9 @@ pub fn render_binary(type_oid: u32, v: &[u8]) -> Option<String> {
         (20, 8) => i64::from_be_bytes(v.try_into().ok()?).to_string(),
         (700, 4) => f32::from_be_bytes([v[0], v[1], v[2], v[3]]).to_string(),
         (701, 8) => f64::from_be_bytes(v.try_into().ok()?).to_string(),
-        (3802, _) if v.first() == Some(&1) => String::from_utf8_lossy(&v[1..]).into_owned(),
+        (3802, _) if v.first() == Some(&1) => encoding.decode(&v[1..]).into_owned(),
         (3802, _) => return None,
-        (oid, _) if is_text_like(oid) => String::from_utf8_lossy(v).into_owned(),
+        (oid, _) if is_text_like(oid) => encoding.decode(v).into_owned(),
         _ => return None,
     })
 }
@@ -147,6 +153,7 @@ pub fn tag_row_count(tag: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::postgres::encoding::UTF8;
     use crate::protocol::postgres::wire::Builder;
 
     #[test]
@@ -168,7 +175,7 @@ mod tests {
             .i32(-1)
             .i16(0)
             .finish();
-        let cols = parse_row_description(&desc[5..]).unwrap();
+        let cols = parse_row_description(&desc[5..], UTF8).unwrap();
         let row = Builder::new(Some(b'D'))
             .i16(2)
             .i32(1)
@@ -177,14 +184,14 @@ mod tests {
             .finish();
         let mut out = String::new();
         render_header(&cols, &mut out);
-        render_data_row(&row[5..], Some(&cols), &mut out).unwrap();
+        render_data_row(&row[5..], Some(&cols), UTF8, &mut out).unwrap();
         assert_eq!(out, "id\tname\n1\tNULL\n");
     }
 
     #[test]
     fn a_truncated_data_row_is_malformed() {
         let row = Builder::new(Some(b'D')).i16(2).i32(5).raw(b"ab").finish();
-        assert!(render_data_row(&row[5..], None, &mut String::new()).is_err());
+        assert!(render_data_row(&row[5..], None, UTF8, &mut String::new()).is_err());
     }
 
     #[test]

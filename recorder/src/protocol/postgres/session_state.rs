@@ -2,6 +2,7 @@
 //! requests, and the client's write half (so either side can tell the client why the
 //! session ends).
 
+use super::encoding::SessionEncoding;
 use super::io::TapError;
 use super::masking::PgMasking;
 use super::pipeline::Pipeline;
@@ -9,7 +10,7 @@ use crate::approvals::registry::Holds;
 use crate::approvals::rules::SessionApprovals;
 use crate::policy::guard::SessionGuard;
 use crate::protocol::Limits;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tapline_store::{EventDraft, SessionRecorder};
 use tokio::net::tcp::OwnedWriteHalf;
 
@@ -43,14 +44,16 @@ pub struct SessionState {
     /// so binary parameters bound later can be shown as values rather than hex.
     pub described_params: Mutex<std::collections::HashMap<String, Vec<u32>>>,
     /// The deny rules that apply to this session's connection and caller.
-    pub guard: SessionGuard,
+    pub guard: Arc<SessionGuard>,
     /// What this session masks, for its client and its archive.
     pub masking: PgMasking,
     /// The approval rules that apply to this session.
-    pub approvals: SessionApprovals,
+    pub approvals: Arc<SessionApprovals>,
     /// The gateway's pending holds.
     pub holds: Holds,
     pub who: SessionWho,
+    /// The client encoding, as the server last reported it.
+    pub encoding: SessionEncoding,
     sync: bool,
 }
 
@@ -70,11 +73,12 @@ impl SessionState {
             client_writer: tokio::sync::Mutex::new(client_writer),
             limits,
             described_params: Mutex::default(),
-            guard: policy.guard,
+            guard: Arc::new(policy.guard),
             masking: policy.masking,
-            approvals: policy.approvals,
+            approvals: Arc::new(policy.approvals),
             holds: policy.holds,
             who,
+            encoding: SessionEncoding::default(),
         }
     }
 

@@ -56,17 +56,39 @@ impl From<TapError> for UpstreamError {
     }
 }
 
+/// The database a client may open through `conn`: the one it asks for if the
+/// connection serves it (any, when it names none), else the connection's first when it
+/// asks for none. The error says what to connect to instead.
+pub fn chosen_database(
+    conn: &ConnectionConfig,
+    asked: Option<&str>,
+) -> Result<Option<String>, String> {
+    match (asked.filter(|a| !a.is_empty()), conn.databases.as_slice()) {
+        (asked, []) => Ok(asked.map(str::to_string)),
+        (None, served) => Ok(Some(served[0].clone())),
+        (Some(a), served) if served.iter().any(|d| d == a) => Ok(Some(a.to_string())),
+        (Some(a), served) => Err(format!(
+            "database \"{a}\" is not served by tapline connection \"{}\" (it serves {}); connect with dbname={}",
+            conn.name,
+            served
+                .iter()
+                .map(|d| format!("\"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            served[0]
+        )),
+    }
+}
+
 /// The startup parameters sent upstream: the client's, with the user replaced by the
-/// gateway's upstream user and the database pinned when the upstream URL names one.
+/// gateway's upstream user and the database the one chosen for the session.
 pub fn upstream_params(
     conn: &ConnectionConfig,
     client: &[(String, String)],
 ) -> Vec<(String, String)> {
-    let database = conn
-        .upstream
-        .database
-        .clone()
-        .or_else(|| param(client, "database").map(str::to_string))
+    let database = chosen_database(conn, param(client, "database"))
+        .ok()
+        .flatten()
         .unwrap_or_else(|| conn.upstream.user.clone());
     let mut out = vec![
         ("user".to_string(), conn.upstream.user.clone()),
@@ -183,7 +205,9 @@ async fn login(
             b'S' | b'N' => greeting.push(msg.bytes),
             b'K' => key = Some(parse_backend_key_data(msg.body()).map_err(TapError::from)?),
             b'E' => {
-                let fields = ErrorFields::parse(b'E', msg.body()).map_err(TapError::from)?;
+                // Login errors come before any client_encoding is in effect.
+                let fields = ErrorFields::parse(b'E', msg.body(), super::encoding::UTF8)
+                    .map_err(TapError::from)?;
                 return Err(UpstreamError::Refused(fields));
             }
             b'Z' => {

@@ -1,6 +1,8 @@
 //! Reading and writing the primitive fields of PostgreSQL messages.
 
+use super::encoding::{PgEncoding, UTF8};
 use bytes::{BufMut, BytesMut};
+use std::borrow::Cow;
 
 /// A message body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -10,18 +12,27 @@ pub struct DecodeError {
     pub what: &'static str,
 }
 
-/// A cursor over a message body that never panics on short input.
+/// A cursor over a message body that never panics on short input. Strings are read
+/// in the session's client encoding.
 pub struct Reader<'a> {
     buf: &'a [u8],
     tag: char,
+    encoding: PgEncoding,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads the body of a message with this tag.
+    /// Reads the body of a message with this tag, its strings as UTF-8 (the protocol's
+    /// own names, and sessions that speak UTF-8).
     pub fn new(tag: u8, buf: &'a [u8]) -> Self {
+        Self::in_encoding(tag, buf, UTF8)
+    }
+
+    /// Reads the body of a message whose strings are in `encoding`.
+    pub fn in_encoding(tag: u8, buf: &'a [u8], encoding: PgEncoding) -> Self {
         Reader {
             buf,
             tag: tag as char,
+            encoding,
         }
     }
 
@@ -37,17 +48,24 @@ impl<'a> Reader<'a> {
         self.buf
     }
 
-    /// A NUL-terminated string (lossy UTF-8).
-    pub fn cstr(&mut self) -> Result<&'a str, DecodeError> {
+    /// A NUL-terminated string's bytes, as they are.
+    pub fn cstr_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let end = self
             .buf
             .iter()
             .position(|&b| b == 0)
             .ok_or_else(|| self.err("a string is not NUL-terminated"))?;
-        let s =
-            std::str::from_utf8(&self.buf[..end]).map_err(|_| self.err("a string is not UTF-8"))?;
+        let s = &self.buf[..end];
         self.buf = &self.buf[end + 1..];
         Ok(s)
+    }
+
+    /// A NUL-terminated string, decoded from the reader's encoding. Bytes the
+    /// encoding does not define are kept visible as `\xHH`, never an error: a client
+    /// in SQL_ASCII may send any byte, and the session must go on.
+    pub fn cstr(&mut self) -> Result<Cow<'a, str>, DecodeError> {
+        let encoding = self.encoding;
+        self.cstr_bytes().map(|b| encoding.decode(b))
     }
 
     /// One byte.
@@ -128,6 +146,13 @@ impl Builder {
         self
     }
 
+    /// A string already in the client's encoding.
+    pub fn cstr_bytes(mut self, s: &[u8]) -> Self {
+        self.buf.put_slice(s);
+        self.buf.put_u8(0);
+        self
+    }
+
     pub fn i32(mut self, v: i32) -> Self {
         self.buf.put_i32(v);
         self
@@ -174,6 +199,15 @@ mod tests {
         assert!(r.value().is_err());
         let mut r = Reader::new(b'D', &[0xff, 0xff, 0xff, 0xff]);
         assert_eq!(r.value().unwrap(), None);
+    }
+
+    #[test]
+    fn strings_are_read_in_the_session_encoding_and_never_refused() {
+        let latin1 = super::super::encoding::PgEncoding::by_name("LATIN1").unwrap();
+        let mut r = Reader::in_encoding(b'Q', b"select 'caf\xe9'\0", latin1);
+        assert_eq!(r.cstr().unwrap(), "select 'café'");
+        let mut r = Reader::new(b'Q', b"select '\xe9'\0");
+        assert_eq!(r.cstr().unwrap(), "select '\\xE9'");
     }
 
     #[test]

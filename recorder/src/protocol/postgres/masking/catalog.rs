@@ -7,6 +7,7 @@
 //! (above the highest one seen at start) and are masked by column name alone.
 
 use crate::policy::mask::column_pattern::ColumnPattern;
+use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::error_response::ErrorFields;
 use crate::protocol::postgres::io::{TapError, read_message};
 use crate::protocol::postgres::wire::{Builder, Reader};
@@ -102,9 +103,10 @@ pub async fn load<S: AsyncRead + AsyncWrite + Unpin>(
     leftover: &mut BytesMut,
     patterns: impl Iterator<Item = &ColumnPattern>,
     limit: usize,
+    encoding: PgEncoding,
 ) -> Result<Catalog, String> {
     let q = Builder::new(Some(b'Q'))
-        .cstr(&lookup_sql(patterns))
+        .cstr_bytes(&encoding.encode(&lookup_sql(patterns)))
         .finish();
     stream
         .write_all(&q)
@@ -120,7 +122,7 @@ pub async fn load<S: AsyncRead + AsyncWrite + Unpin>(
             .ok_or("the upstream closed during the catalog lookup")?;
         match frame.tag {
             b'D' => {
-                let row = parse_row(frame.body()).ok_or("a malformed catalog row")?;
+                let row = parse_row(frame.body(), encoding).ok_or("a malformed catalog row")?;
                 max_rel = row.1;
                 if row.0.rel != 0 {
                     columns.push(row.0);
@@ -128,7 +130,7 @@ pub async fn load<S: AsyncRead + AsyncWrite + Unpin>(
             }
             b'E' => {
                 failed = Some(
-                    ErrorFields::parse(b'E', frame.body())
+                    ErrorFields::parse(b'E', frame.body(), encoding)
                         .map(|f| f.render())
                         .unwrap_or_else(|e| e.to_string()),
                 );
@@ -143,13 +145,12 @@ pub async fn load<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-fn parse_row(body: &[u8]) -> Option<(CatalogColumn, u32)> {
+fn parse_row(body: &[u8], encoding: PgEncoding) -> Option<(CatalogColumn, u32)> {
     let mut r = Reader::new(b'D', body);
     if r.i16().ok()? != 7 {
         return None;
     }
-    let mut text =
-        || -> Option<String> { Some(String::from_utf8_lossy(r.value().ok()??).into_owned()) };
+    let mut text = || -> Option<String> { Some(encoding.decode(r.value().ok()??).into_owned()) };
     let rel = text()?.parse().ok()?;
     let schema = text()?;
     let table = text()?;

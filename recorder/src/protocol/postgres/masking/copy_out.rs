@@ -10,14 +10,15 @@ use super::data_row::{ValueOutcome, mask_value};
 use crate::policy::mask::column_pattern::TableName;
 use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::mask::tally::Tally;
+use crate::policy::sql::{Sql, is_shallow, on_right_stack_blocking};
+use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::wire::Builder;
 use bytes::Bytes;
 use sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, Expr, ObjectName, SelectItem,
     SetExpr, Statement, TableFactor,
 };
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use std::sync::Arc;
 
 /// How the rows of one COPY OUT are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +45,33 @@ pub struct CopyPlan {
 }
 
 /// Plans the masking of a COPY OUT of `sql`; `binary` is the CopyOutResponse's
-/// overall format.
-pub fn plan_copy(masker: &SessionMasker, catalog: &Catalog, sql: &str, binary: bool) -> CopyPlan {
-    let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok();
-    let copy = parsed.as_ref().and_then(|s| {
+/// overall format. The statement is read within the policy parse budget, on a deep
+/// stack when it is long; one it cannot read is masked by value detectors only.
+pub fn plan_copy(
+    masker: &Arc<SessionMasker>,
+    catalog: &Catalog,
+    sql: &str,
+    binary: bool,
+) -> CopyPlan {
+    if is_shallow(sql) {
+        let parsed = Sql::new(sql);
+        return plan_parsed(masker, catalog, parsed.statements().ok(), binary);
+    }
+    let (m, c) = (masker.clone(), catalog.clone());
+    on_right_stack_blocking(
+        sql,
+        move |parsed: &Sql<'_>| plan_parsed(&m, &c, parsed.statements().ok(), binary),
+        || CopyPlan::unmasked(binary),
+    )
+}
+
+fn plan_parsed(
+    masker: &SessionMasker,
+    catalog: &Catalog,
+    parsed: Option<&[Statement]>,
+    binary: bool,
+) -> CopyPlan {
+    let copy = parsed.and_then(|s| {
         s.iter().find_map(|st| match st {
             Statement::Copy {
                 source,
@@ -282,12 +306,20 @@ impl CopyPlan {
 
     /// Masks one CopyData message (`raw`, tag and length included); `None` when it
     /// is unchanged.
-    pub fn mask(&mut self, masker: &SessionMasker, raw: &[u8], tally: &mut Tally) -> Option<Bytes> {
+    pub fn mask(
+        &mut self,
+        masker: &SessionMasker,
+        raw: &[u8],
+        tally: &mut Tally,
+        enc: PgEncoding,
+    ) -> Option<Bytes> {
         let body = &raw[5..];
         let first = self.rows == 0;
         self.rows += 1;
         let new_body = match self.format {
-            CopyFormat::Text { delimiter } => self.mask_text_row(masker, body, delimiter, tally),
+            CopyFormat::Text { delimiter } => {
+                self.mask_text_row(masker, body, delimiter, tally, enc)
+            }
             CopyFormat::Csv {
                 delimiter,
                 quote,
@@ -296,9 +328,9 @@ impl CopyPlan {
                 if first && header {
                     return None;
                 }
-                self.mask_csv_row(masker, body, delimiter, quote, tally)
+                self.mask_csv_row(masker, body, delimiter, quote, tally, enc)
             }
-            CopyFormat::Binary => self.mask_binary(masker, body, first, tally),
+            CopyFormat::Binary => self.mask_binary(masker, body, first, tally, enc),
         }?;
         Some(
             Builder::with_capacity(Some(b'd'), new_body.len() + 5)
@@ -313,6 +345,7 @@ impl CopyPlan {
         body: &[u8],
         delimiter: u8,
         tally: &mut Tally,
+        enc: PgEncoding,
     ) -> Option<Vec<u8>> {
         let (line, eol) = match body.strip_suffix(b"\n") {
             Some(l) => (l, &b"\n"[..]),
@@ -330,7 +363,7 @@ impl CopyPlan {
                 continue;
             }
             let value = unescape_text(f);
-            match mask_value(masker, self.columns.get(i), &value, tally) {
+            match mask_value(masker, self.columns.get(i), &value, tally, enc) {
                 ValueOutcome::Keep => out.extend_from_slice(f),
                 ValueOutcome::Null => {
                     changed = true;
@@ -353,6 +386,7 @@ impl CopyPlan {
         delimiter: u8,
         quote: u8,
         tally: &mut Tally,
+        enc: PgEncoding,
     ) -> Option<Vec<u8>> {
         let (line, eol) = match body.strip_suffix(b"\n") {
             Some(l) => (l, &b"\n"[..]),
@@ -367,7 +401,7 @@ impl CopyPlan {
             if raw.is_empty() && !quoted {
                 continue; // NULL
             }
-            match mask_value(masker, self.columns.get(i), &value, tally) {
+            match mask_value(masker, self.columns.get(i), &value, tally, enc) {
                 ValueOutcome::Keep => out.extend_from_slice(raw),
                 ValueOutcome::Null => changed = true,
                 ValueOutcome::Bytes(b) => {
@@ -393,6 +427,7 @@ impl CopyPlan {
         body: &[u8],
         first: bool,
         tally: &mut Tally,
+        enc: PgEncoding,
     ) -> Option<Vec<u8>> {
         const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
         let mut pos = 0;
@@ -421,8 +456,10 @@ impl CopyPlan {
                     // Types are unknown here: a covered field is nulled, others are
                     // scanned as text when they are UTF-8.
                     match self.columns.get(i) {
-                        Some(m) if m.rule.is_some() => mask_value(masker, Some(m), v, tally),
-                        _ if std::str::from_utf8(v).is_ok() => mask_value(masker, None, v, tally),
+                        Some(m) if m.rule.is_some() => mask_value(masker, Some(m), v, tally, enc),
+                        _ if std::str::from_utf8(v).is_ok() => {
+                            mask_value(masker, None, v, tally, enc)
+                        }
                         _ => ValueOutcome::Keep,
                     }
                 };

@@ -5,6 +5,7 @@
 use super::column_plan::{ColumnMask, Encoding};
 use crate::policy::mask::session_masker::{Outcome, SessionMasker};
 use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::wire::{Builder, DecodeError, Reader};
 use bytes::{BufMut, Bytes};
 
@@ -37,6 +38,7 @@ pub fn mask_value(
     mask: Option<&ColumnMask>,
     v: &[u8],
     tally: &mut Tally,
+    enc: PgEncoding,
 ) -> ValueOutcome {
     let encoding = mask.map_or(Encoding::Text, |m| m.encoding);
     let rule = mask.and_then(|m| m.rule.as_ref());
@@ -67,17 +69,12 @@ pub fn mask_value(
         _ => (None, v),
     };
     let json = matches!(encoding, Encoding::TextJson | Encoding::BinaryJsonb);
-    let lossy;
-    let s = match std::str::from_utf8(text) {
-        Ok(s) => s,
-        Err(_) => {
-            lossy = String::from_utf8_lossy(text).into_owned();
-            &lossy
-        }
-    };
+    // Values are in the client encoding; detectors read the decoded text, and only
+    // what they change is written back in that encoding.
+    let s = enc.decode(text);
     let out = match rule {
-        Some((r, label)) => masker.mask_column(*r, label, s, json, tally),
-        None => masker.scan(s, tally),
+        Some((r, label)) => masker.mask_column(*r, label, &s, json, tally),
+        None => masker.scan(&s, tally),
     };
     match out {
         Outcome::Clean => ValueOutcome::Keep,
@@ -85,7 +82,11 @@ pub fn mask_value(
         Outcome::Text(t) => {
             let mut b = Vec::with_capacity(t.len() + 1);
             b.extend(prefix);
-            b.extend_from_slice(t.as_bytes());
+            if enc.is_utf8() {
+                b.extend_from_slice(t.as_bytes());
+            } else {
+                b.extend_from_slice(&enc.splice(text, &t));
+            }
             ValueOutcome::Bytes(b)
         }
     }
@@ -98,6 +99,7 @@ pub fn mask_data_row(
     plan: &[ColumnMask],
     raw: &[u8],
     tally: &mut Tally,
+    enc: PgEncoding,
 ) -> Result<Option<Bytes>, DecodeError> {
     let mut r = Reader::new(b'D', &raw[5..]);
     let n = r.count16()?;
@@ -106,7 +108,7 @@ pub fn mask_data_row(
         let start = raw.len() - r.remaining().len();
         let outcome = match r.value()? {
             None => ValueOutcome::Keep,
-            Some(v) => mask_value(masker, plan.get(i), v, tally),
+            Some(v) => mask_value(masker, plan.get(i), v, tally, enc),
         };
         let original = &raw[start..raw.len() - r.remaining().len()];
         match (&mut out, outcome) {

@@ -15,6 +15,7 @@ pub mod notice;
 use crate::policy::mask::rules::SessionMasking;
 use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::row::Column;
 use crate::protocol::postgres::wire::DecodeError;
 use bytes::Bytes;
@@ -128,6 +129,7 @@ impl PgMasking {
         rm: &mut ResultMasking,
         cols: Option<&[Column]>,
         raw: &[u8],
+        enc: PgEncoding,
     ) -> Result<MaskedMessage, DecodeError> {
         let ResultMasking { plans, tally, .. } = rm;
         let plans = plans.get_or_insert_with(|| {
@@ -140,7 +142,7 @@ impl PgMasking {
             [plan_for(&self.maskers[0]), plan_for(&self.maskers[1])]
         });
         self.both(tally, |m, i, t| {
-            data_row::mask_data_row(m, &plans[i], raw, t)
+            data_row::mask_data_row(m, &plans[i], raw, t, enc)
         })
     }
 
@@ -154,13 +156,13 @@ impl PgMasking {
     }
 
     /// Masks a CopyData row of the COPY OUT in progress (others pass unchanged).
-    pub fn copy_data(&self, rm: &mut ResultMasking, raw: &[u8]) -> MaskedMessage {
+    pub fn copy_data(&self, rm: &mut ResultMasking, raw: &[u8], enc: PgEncoding) -> MaskedMessage {
         let ResultMasking { copy, tally, .. } = rm;
         let Some(plans) = copy.as_mut() else {
             return MaskedMessage::default();
         };
         let masked = self.both(tally, |m, i, t| {
-            Ok::<_, std::convert::Infallible>(plans[i].mask(m, raw, t))
+            Ok::<_, std::convert::Infallible>(plans[i].mask(m, raw, t, enc))
         });
         match masked {
             Ok(m) => m,
@@ -173,12 +175,18 @@ impl PgMasking {
         &self,
         tally: &mut Tally,
         raw: &[u8],
+        enc: PgEncoding,
     ) -> Result<MaskedMessage, DecodeError> {
-        self.both(tally, |m, _, t| notice::mask_notification(m, raw, t))
+        self.both(tally, |m, _, t| notice::mask_notification(m, raw, t, enc))
     }
 
     /// Masks an ErrorResponse or NoticeResponse.
-    pub fn notice(&self, tally: &mut Tally, raw: &[u8]) -> Result<MaskedMessage, DecodeError> {
-        self.both(tally, |m, _, t| notice::mask_notice(m, raw, t))
+    pub fn notice(
+        &self,
+        tally: &mut Tally,
+        raw: &[u8],
+        enc: PgEncoding,
+    ) -> Result<MaskedMessage, DecodeError> {
+        self.both(tally, |m, _, t| notice::mask_notice(m, raw, t, enc))
     }
 }

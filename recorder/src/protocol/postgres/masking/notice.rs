@@ -7,6 +7,7 @@
 use crate::policy::mask::session_masker::{Outcome, SessionMasker};
 use crate::policy::mask::strategy::REDACTED;
 use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::wire::{Builder, DecodeError, Reader};
 use bytes::Bytes;
 
@@ -20,34 +21,37 @@ pub fn mask_notice(
     masker: &SessionMasker,
     raw: &[u8],
     tally: &mut Tally,
+    enc: PgEncoding,
 ) -> Result<Option<Bytes>, DecodeError> {
     if !masker.scans() {
         return Ok(None);
     }
     let tag = raw[0];
-    let mut r = Reader::new(tag, &raw[5..]);
-    let mut fields = Vec::new();
+    let mut r = Reader::in_encoding(tag, &raw[5..], enc);
+    let mut fields: Vec<(u8, std::borrow::Cow<'_, [u8]>)> = Vec::new();
     let mut changed = false;
     loop {
         let code = r.u8()?;
         if code == 0 {
             break;
         }
-        let value = r.cstr()?;
+        let bytes = r.cstr_bytes()?;
         if SCANNED.contains(&code) {
-            match masker.scan(value, tally) {
-                Outcome::Clean => fields.push((code, value.to_string())),
-                Outcome::Text(t) => {
+            let value = enc.decode(bytes);
+            let masked = match masker.scan(&value, tally) {
+                Outcome::Clean => None,
+                Outcome::Text(t) => Some(t),
+                Outcome::Null => Some(REDACTED.to_string()),
+            };
+            match masked {
+                None => fields.push((code, bytes.into())),
+                Some(t) => {
                     changed = true;
-                    fields.push((code, t));
-                }
-                Outcome::Null => {
-                    changed = true;
-                    fields.push((code, REDACTED.to_string()));
+                    fields.push((code, enc.splice(bytes, &t).into()));
                 }
             }
         } else {
-            fields.push((code, value.to_string()));
+            fields.push((code, bytes.into()));
         }
     }
     if !changed {
@@ -58,7 +62,7 @@ pub fn mask_notice(
         .iter()
         .fold(
             Builder::with_capacity(Some(tag), raw.len() + 16),
-            |b, (code, value)| b.u8(*code).cstr(value),
+            |b, (code, value)| b.u8(*code).cstr_bytes(value),
         )
         .u8(0)
         .finish();
@@ -72,15 +76,16 @@ pub fn mask_notification(
     masker: &SessionMasker,
     raw: &[u8],
     tally: &mut Tally,
+    enc: PgEncoding,
 ) -> Result<Option<Bytes>, DecodeError> {
     if !masker.scans() {
         return Ok(None);
     }
-    let mut r = Reader::new(b'A', &raw[5..]);
+    let mut r = Reader::in_encoding(b'A', &raw[5..], enc);
     let pid = r.i32()?;
-    let channel = r.cstr()?;
-    let payload = r.cstr()?;
-    let masked = match masker.scan(payload, tally) {
+    let channel = r.cstr_bytes()?;
+    let payload = r.cstr_bytes()?;
+    let masked = match masker.scan(&enc.decode(payload), tally) {
         Outcome::Clean => return Ok(None),
         Outcome::Text(t) => t,
         Outcome::Null => REDACTED.to_string(),
@@ -88,8 +93,8 @@ pub fn mask_notification(
     Ok(Some(
         Builder::new(Some(b'A'))
             .i32(pid)
-            .cstr(channel)
-            .cstr(&masked)
+            .cstr_bytes(channel)
+            .cstr_bytes(&enc.splice(payload, &masked))
             .finish(),
     ))
 }

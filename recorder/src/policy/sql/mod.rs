@@ -1,0 +1,225 @@
+//! SQL text as the policy checks see it, parsed at most once: the deny rules, the
+//! approval rules and a session approval's shape all read the same parse.
+//!
+//! A statement is parsed only within a budget (`budget`: operator chains bounded before
+//! parsing, nesting bounded by the parser's recursion limit), and a statement too
+//! large to be sure of a shallow tree is parsed, walked and dropped on a thread with a
+//! deep stack (`deep_stack`): no statement can overflow a session task's stack and take
+//! the gateway down with it.
+//!
+//! - `budget`: how complex a statement the check will read;
+//! - `deep_stack`: the threads the long ones are checked on.
+
+pub mod budget;
+pub mod deep_stack;
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use std::cell::OnceCell;
+
+/// How deeply a statement may nest (parentheses, subqueries, CASE, NOT …) for the
+/// policy check to read it.
+pub const RECURSION_LIMIT: usize = 200;
+
+/// Why a text has no parse the policy check can use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseFailure {
+    /// It is not SQL sqlparser reads.
+    Syntax(String),
+    /// It is too deep or too long to check safely (SQLSTATE 54001).
+    TooComplex(String),
+}
+
+impl std::fmt::Display for ParseFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseFailure::Syntax(e) => write!(f, "{e}"),
+            ParseFailure::TooComplex(why) => {
+                write!(f, "statement too complex for the policy check: {why}")
+            }
+        }
+    }
+}
+
+/// SQL text and its parse, made on first use.
+pub struct Sql<'a> {
+    text: &'a str,
+    parsed: OnceCell<Result<Vec<Statement>, ParseFailure>>,
+}
+
+impl<'a> Sql<'a> {
+    /// Wraps a text; nothing is parsed yet. A text longer than
+    /// [`budget::SHALLOW_BYTES`] must be handled through [`on_right_stack`] (or on a
+    /// deep-stack thread), since its tree may be deep.
+    pub fn new(text: &'a str) -> Self {
+        Sql {
+            text,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// The text as the client sent it.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The statements, or why there are none to check.
+    pub fn statements(&self) -> Result<&[Statement], &ParseFailure> {
+        self.parsed.get_or_init(|| parse(self.text)).as_deref()
+    }
+}
+
+/// Parses within the budget.
+fn parse(text: &str) -> Result<Vec<Statement>, ParseFailure> {
+    budget::check(text).map_err(ParseFailure::TooComplex)?;
+    Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| match e {
+            ParserError::RecursionLimitExceeded => ParseFailure::TooComplex(format!(
+                "it nests more than {RECURSION_LIMIT} levels deep"
+            )),
+            other => ParseFailure::Syntax(other.to_string()),
+        })
+}
+
+/// Whether a text's checks may run where the caller is (a small text), or must run on
+/// a deep-stack thread.
+pub fn is_shallow(text: &str) -> bool {
+    text.len() <= budget::SHALLOW_BYTES
+}
+
+/// Runs `check` over the parse of `text` where it is safe to: in place for a small
+/// text, on a deep-stack thread for a long one. The parse is made, used and dropped
+/// there; `check` returns owned results. A check that panics on a long text gives
+/// `on_panic`'s result instead.
+pub async fn on_right_stack<T: Send + 'static>(
+    text: &str,
+    check: impl FnOnce(&Sql<'_>) -> T + Send + 'static,
+    on_panic: impl FnOnce() -> T,
+) -> T {
+    if is_shallow(text) {
+        return check(&Sql::new(text));
+    }
+    let owned = text.to_string();
+    deep_stack::run(move || check(&Sql::new(&owned)))
+        .await
+        .unwrap_or_else(|_| on_panic())
+}
+
+/// [`on_right_stack`] for synchronous code (blocks the thread while a long text is
+/// checked).
+pub fn on_right_stack_blocking<T: Send + 'static>(
+    text: &str,
+    check: impl FnOnce(&Sql<'_>) -> T + Send + 'static,
+    on_panic: impl FnOnce() -> T,
+) -> T {
+    if is_shallow(text) {
+        return check(&Sql::new(text));
+    }
+    let owned = text.to_string();
+    deep_stack::run_blocking(move || check(&Sql::new(&owned))).unwrap_or_else(|_| on_panic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::ast::Visit;
+    use std::ops::ControlFlow;
+
+    struct CountExprs(usize);
+
+    impl sqlparser::ast::Visitor for CountExprs {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &sqlparser::ast::Expr) -> ControlFlow<()> {
+            self.0 += 1;
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// Parses, walks, prints and drops a long statement the way a check does.
+    fn walk_print_drop(text: String) -> Result<usize, ParseFailure> {
+        let sql = Sql::new(&text);
+        let n = match sql.statements() {
+            Ok(stmts) => {
+                let mut v = CountExprs(0);
+                for s in stmts {
+                    let _ = s.visit(&mut v);
+                }
+                let printed: usize = stmts.iter().map(|s| s.to_string().len()).sum();
+                assert!(printed > 0);
+                v.0
+            }
+            Err(e) => return Err(e.clone()),
+        };
+        drop(sql);
+        Ok(n)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_40000_term_expression_is_parsed_walked_and_dropped_on_the_deep_stack() {
+        let sum = format!("SELECT 1{}", " + 1".repeat(40_000));
+        let n = on_right_stack(
+            &sum,
+            |sql| walk_print_drop(sql.text().to_string()),
+            || Err(ParseFailure::TooComplex("panicked".into())),
+        )
+        .await
+        .expect("within the budget");
+        assert!(n >= 80_000, "every term is an expression: {n}");
+        let ands = format!("SELECT 1 WHERE {} true", "x = 1 AND ".repeat(40_000));
+        let n = on_right_stack(
+            &ands,
+            |sql| walk_print_drop(sql.text().to_string()),
+            || Err(ParseFailure::TooComplex("panicked".into())),
+        )
+        .await
+        .expect("within the budget");
+        assert!(n >= 80_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statements_beyond_the_budget_or_the_nesting_limit_are_too_complex() {
+        let sum = format!("SELECT 1{}", " + 1".repeat(budget::MAX_OPERATORS + 10));
+        let r = on_right_stack(
+            &sum,
+            |sql| walk_print_drop(sql.text().to_string()),
+            || Err(ParseFailure::TooComplex("panicked".into())),
+        )
+        .await;
+        assert!(matches!(r, Err(ParseFailure::TooComplex(_))), "{r:?}");
+        let nested = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
+        let r = on_right_stack(
+            &nested,
+            |sql| walk_print_drop(sql.text().to_string()),
+            || Err(ParseFailure::TooComplex("panicked".into())),
+        )
+        .await;
+        assert!(matches!(r, Err(ParseFailure::TooComplex(_))), "{r:?}");
+        // sqlparser stops a chain of prefix operators at the same limit (it reports it
+        // as a syntax error): refused either way, never walked.
+        let nots = format!("SELECT {} true", "NOT ".repeat(3_000));
+        let r = on_right_stack(
+            &nots,
+            |sql| walk_print_drop(sql.text().to_string()),
+            || Err(ParseFailure::TooComplex("panicked".into())),
+        )
+        .await;
+        assert!(r.is_err(), "{r:?}");
+    }
+
+    #[test]
+    fn the_largest_shallow_text_is_safe_on_an_ordinary_stack() {
+        // The worst a text of SHALLOW_BYTES can do, checked on a 2 MiB thread (what a
+        // tokio worker has).
+        let worst = format!("SELECT 1{}", "+1".repeat((budget::SHALLOW_BYTES - 8) / 2));
+        assert!(is_shallow(&worst));
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || walk_print_drop(worst))
+            .unwrap();
+        assert!(handle.join().unwrap().is_ok());
+    }
+}
