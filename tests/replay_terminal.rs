@@ -148,6 +148,16 @@ fn replay_opens_steps_searches_and_restores_the_terminal() {
         "{s}"
     );
 
+    // From there, a search for an earlier command wraps around, as vim's does.
+    tmux.keys(&["/", "CREATE TABLE", "Enter"]);
+    let s = tmux.wait_for("continuing at TOP");
+    assert!(
+        s.contains("search hit BOTTOM, continuing at TOP"),
+        "a forward search wraps to the top:\n{s}"
+    );
+    tmux.keys(&["?", "count(", "Enter"]);
+    let _ = tmux.wait_for("count(");
+
     tmux.keys(&["g"]);
     let s = tmux.wait_for("seq 0");
     assert!(s.contains("session_start"), "{s}");
@@ -274,4 +284,75 @@ fn follow_appends_a_live_sessions_new_commands() {
     tmux.keys(&["q"]);
     drop(client);
     assert!(gw.stop());
+}
+
+#[test]
+fn replay_ends_when_its_terminal_goes_away() {
+    let pg = PgServer::start();
+    let mut gw = GatewayProc::start(GatewayOpts {
+        upstream: pg.upstream_url("postgres"),
+        flush_interval: "1s",
+        ..Default::default()
+    });
+    let out = Command::new("psql")
+        .arg(gw.conninfo("alice"))
+        .args(["-X", "-c", "SELECT 'hang-up test'"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(gw.stop());
+    let tmux = Tmux::new("hangup");
+    for target in ["browser", "player"] {
+        let cmd = match target {
+            "browser" => format!(
+                "{} replay --archive {}",
+                tapline_bin(),
+                gw.archive().display()
+            ),
+            _ => {
+                let id =
+                    query_json(gw.archive(), "SELECT session_id FROM sessions")[0]["session_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                format!(
+                    "{} replay {id} --archive {}",
+                    tapline_bin(),
+                    gw.archive().display()
+                )
+            }
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "replay",
+            "-x",
+            "120",
+            "-y",
+            "30",
+            &cmd,
+        ]);
+        let s = tmux.wait_for("alice");
+        assert!(s.contains("alice"), "{target} is up:\n{s}");
+        let pid = tmux
+            .run(&["display-message", "-p", "-t", "replay", "#{pane_pid}"])
+            .trim()
+            .to_string();
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        // The window goes away with its terminal, as when an SSH connection drops.
+        tmux.run(&["kill-session", "-t", "replay"]);
+        let gone = Instant::now() + Duration::from_secs(1);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if state.split_whitespace().nth(2) == Some("Z") {
+                break; // exited; only the zombie waits for tmux to reap it
+            }
+            assert!(
+                Instant::now() < gone,
+                "{target}: replay is still running a second after its terminal went away"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -2,7 +2,10 @@
 //! browser and player ask for.
 //!
 //! The terminal is restored on every way out: a normal quit, an error, a panic
-//! (ratatui's hook) and SIGTERM/SIGHUP (a flag the loop checks between frames).
+//! (ratatui's hook) and SIGTERM/SIGHUP (a flag the loop checks between frames). When
+//! the terminal itself goes away (the tmux window closed, the SSH connection dropped),
+//! the viewer ends at once: a watchdog sees the hang-up on its terminal, or a stop the
+//! loop did not get to because the terminal library was stuck reading a dead tty.
 
 use crate::browser::{Browser, BrowserRequest, draw_browser};
 use crate::detail_cache::{DetailCache, PREFETCH_PAYLOAD_LIMIT, READ_AHEAD, READ_BEHIND};
@@ -50,6 +53,7 @@ pub async fn run(source: ArchiveSource, options: ReplayOptions) -> Result<(), Re
     }
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone());
+    watch_terminal(stop.clone());
     let mut terminal = ratatui::try_init()?;
     let (browse_tx, browse_rx) = mpsc::unbounded_channel();
     let result = App {
@@ -109,6 +113,59 @@ fn watch_signals(stop: Arc<AtomicBool>) {
             }
             stop.store(true, Ordering::Relaxed);
         });
+    }
+}
+
+/// How often the watchdog looks at the terminal.
+const WATCHDOG_TICK: Duration = Duration::from_millis(200);
+
+/// How long a stop may wait for the loop before the watchdog ends the viewer itself.
+const STOP_GRACE: Duration = Duration::from_millis(800);
+
+/// Ends the process when its terminal hangs up (nothing is left to restore), or when a
+/// stop was asked for and the loop has not returned within `STOP_GRACE`: crossterm can
+/// spin inside one read on a hung-up tty and never come back to check the flag.
+fn watch_terminal(stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("replay-watchdog".into())
+        .spawn(move || {
+            let mut stopping_since: Option<Instant> = None;
+            loop {
+                std::thread::sleep(WATCHDOG_TICK);
+                if terminal_hung_up() {
+                    std::process::exit(0);
+                }
+                if stop.load(Ordering::Relaxed) {
+                    let since = *stopping_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= STOP_GRACE {
+                        restore();
+                        std::process::exit(0);
+                    }
+                }
+            }
+        });
+    if spawned.is_err() {
+        // Without the watchdog the signal flag still ends the loop in the usual case.
+    }
+}
+
+/// Whether the viewer's terminal has hung up: the tty on standard input reports
+/// POLLHUP (or is no longer valid).
+fn terminal_hung_up() -> bool {
+    #[cfg(unix)]
+    {
+        let mut fds = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a zero timeout; poll only writes `revents`.
+        let n = unsafe { libc::poll(&mut fds, 1, 0) };
+        n > 0 && fds.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+    }
+    #[cfg(not(unix))]
+    {
+        false
     }
 }
 
@@ -420,6 +477,29 @@ impl App {
     }
 
     /// Carries out what the player asked for.
+    /// The next match in the search's direction, wrapping around the session as vim's
+    /// wrapscan does; `true` with a match found after wrapping.
+    async fn search_wrapping(
+        &self,
+        p: &Player,
+        id: &str,
+        needle: &str,
+        from: u64,
+        forward: bool,
+    ) -> Result<Option<(u64, bool)>, ReplayError> {
+        if let Some(seq) = self.source.search(id, needle, from, forward).await? {
+            return Ok(Some((seq, false)));
+        }
+        // From the other end: strictly after seq 0 (the session's start), or strictly
+        // before the seq after its last event.
+        let restart = if forward { 0 } else { p.header.last_seq + 1 };
+        Ok(self
+            .source
+            .search(id, needle, restart, forward)
+            .await?
+            .map(|seq| (seq, true)))
+    }
+
     async fn fulfil(&mut self, p: &mut Player, mut reqs: Vec<Request>) -> Result<(), ReplayError> {
         let id = p.header.session_id.clone();
         while let Some(req) = reqs.pop() {
@@ -480,9 +560,17 @@ impl App {
                     needle,
                     from,
                     forward,
-                } => match self.source.search(&id, &needle, from, forward).await? {
-                    Some(seq) => {
-                        p.message = Some(format!("match at seq {seq}"));
+                } => match self.search_wrapping(p, &id, &needle, from, forward).await? {
+                    Some((seq, wrapped)) => {
+                        p.message = Some(match (wrapped, forward) {
+                            (false, _) => format!("match at seq {seq}"),
+                            (true, true) => {
+                                format!("search hit BOTTOM, continuing at TOP: match at seq {seq}")
+                            }
+                            (true, false) => {
+                                format!("search hit TOP, continuing at BOTTOM: match at seq {seq}")
+                            }
+                        });
                         if seq >= p.window.0 && seq <= p.window.1 {
                             p.cursor = p
                                 .steps
@@ -494,12 +582,7 @@ impl App {
                             reqs.push(Request::Window { seq: Some(seq) });
                         }
                     }
-                    None => {
-                        p.message = Some(format!(
-                            "no {} match for `{needle}`",
-                            if forward { "further" } else { "earlier" }
-                        ))
-                    }
+                    None => p.message = Some(format!("no match for `{needle}` in the session")),
                 },
                 Request::SeekOffset(ns) => {
                     match self.source.seq_at(&id, p.header.start_ns + ns).await? {
