@@ -4,8 +4,8 @@
 
 use super::admin_auth::{AdminAuth, AdminToken};
 use super::rules::{ApprovalRule, ApprovalRules, Scope};
+use crate::config::deny_rule::compile_rule;
 use crate::config::{DenySection, OidcSection};
-use crate::policy::guard::compile::compile_rule;
 use crate::policy::guard::{DenyRules, Unparseable};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -122,6 +122,7 @@ pub fn approvals(
         rules: Vec::new(),
         unparseable: Unparseable::Open,
         unparseable_closed_groups: Vec::new(),
+        allow_fast_path: Vec::new(),
     };
     let mut by_name = HashMap::new();
     for (i, a) in rules.iter().enumerate() {

@@ -1,17 +1,18 @@
 //! Deny rules. A rule names what it denies (statement kinds, a pattern, a table list;
 //! any of them matching is enough), where it applies (connections and groups; empty
 //! means all) and the message the client gets. Every statement of a multi-statement
-//! string is checked, and a `PREPARE … AS` is checked by what it prepares, so neither
-//! packing two statements together nor preparing one first gets past a rule.
+//! string is checked, each over its whole tree (`facts`), and under every reading the
+//! server may give it (`policy::sql`), so neither packing, nesting, preparing nor a
+//! change of `standard_conforming_strings` gets past a rule.
 
-pub mod compile;
+pub mod facts;
 pub mod pattern;
 pub mod statement_kind;
 pub mod table_list;
 
-use crate::policy::sql::{ParseFailure, Sql};
+use crate::policy::sql::{ParseFailure, Reading, Sql};
+use facts::{Facts, words_facts};
 use pattern::Pattern;
-use sqlparser::ast::Statement;
 use statement_kind::StatementKind;
 use std::sync::Arc;
 use table_list::TableList;
@@ -36,18 +37,11 @@ impl DenyRule {
             && (self.groups.is_empty() || self.groups.iter().any(|g| groups.contains(g)))
     }
 
-    fn denies(&self, stmt: &Statement) -> Option<String> {
-        let inner = match stmt {
-            Statement::Prepare { statement, .. } => statement.as_ref(),
-            other => other,
-        };
-        if let Some(k) = self.kinds.iter().find(|k| k.matches(inner)) {
+    fn denies(&self, facts: &Facts) -> Option<String> {
+        if let Some(k) = self.kinds.iter().find(|k| facts.kinds.contains(k)) {
             return Some(format!("statement kind {}", k.name()));
         }
-        self.tables
-            .as_ref()
-            .and_then(|t| t.touched_by(inner))
-            .map(|t| format!("table {t}"))
+        self.tables.as_ref().and_then(|t| t.touched_by(facts))
     }
 }
 
@@ -67,6 +61,8 @@ pub struct DenyRules {
     pub unparseable: Unparseable,
     /// Groups for which unparseable SQL is always refused (agents, by default).
     pub unparseable_closed_groups: Vec<String>,
+    /// Functions a fast-path call may reach where rules apply (`allow_fast_path`).
+    pub allow_fast_path: Vec<String>,
 }
 
 impl Default for DenyRules {
@@ -75,6 +71,7 @@ impl Default for DenyRules {
             rules: Vec::new(),
             unparseable: Unparseable::Open,
             unparseable_closed_groups: vec!["agents".into()],
+            allow_fast_path: Vec::new(),
         }
     }
 }
@@ -167,43 +164,78 @@ impl SessionGuard {
                 });
             }
         }
-        let statements = match sql.statements() {
-            Ok(s) => s,
-            Err(ParseFailure::TooComplex(why)) if self.unparseable == Some(Unparseable::Closed) => {
-                return Some(Denial {
+        let mut failure: Option<&ParseFailure> = None;
+        for reading in sql.readings() {
+            if let Some(d) = self.check_reading(reading) {
+                return Some(d);
+            }
+            if let Err(e) = &reading.parsed {
+                failure.get_or_insert(e);
+            }
+        }
+        match failure {
+            Some(ParseFailure::TooComplex(why))
+                if self.unparseable == Some(Unparseable::Closed) =>
+            {
+                Some(Denial {
                     rule: "too_complex".into(),
                     message: format!(
                         "statement too complex for the policy check ({why}); split it into smaller statements"
                     ),
                     matched: "statement too complex".into(),
                     sqlstate: "54001",
-                });
+                })
             }
-            Err(e) if self.unparseable == Some(Unparseable::Closed) => {
-                return Some(Denial {
-                    rule: "unparseable".into(),
-                    message: format!(
-                        "tapline cannot parse this statement ({e}), and unparseable SQL is refused for your groups; rewrite it in plain SQL"
-                    ),
-                    matched: "unparseable SQL".into(),
-                    sqlstate: REFUSED_SQLSTATE,
-                });
+            Some(e) if self.unparseable == Some(Unparseable::Closed) => Some(Denial {
+                rule: "unparseable".into(),
+                message: format!(
+                    "tapline cannot parse this statement ({e}), and unparseable SQL is refused for your groups; rewrite it in plain SQL"
+                ),
+                matched: "unparseable SQL".into(),
+                sqlstate: REFUSED_SQLSTATE,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The rules over one reading: over each statement's facts when it parsed, else
+    /// over what its words show (a rule that matches them refuses it even when
+    /// unparseable SQL is let through).
+    fn check_reading(&self, reading: &Reading) -> Option<Denial> {
+        for rule in &self.rules {
+            if rule
+                .pattern
+                .as_ref()
+                .is_some_and(|p| p.matches(&reading.lexed.text))
+            {
+                return Some(self.denial(rule, "pattern".into()));
             }
-            Err(_) => return None,
+        }
+        let facts: Vec<Facts> = match &reading.parsed {
+            Ok(stmts) => stmts
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Facts::of(s, reading.lexed.words.get(i), reading.settings))
+                .collect(),
+            Err(_) => vec![words_facts(&reading.lexed, reading.settings, 0)],
         };
-        for stmt in statements {
+        for f in &facts {
             for rule in &self.rules {
-                if let Some(matched) = rule.denies(stmt) {
-                    return Some(Denial {
-                        rule: rule.name.clone(),
-                        message: rule.message.clone(),
-                        matched,
-                        sqlstate: REFUSED_SQLSTATE,
-                    });
+                if let Some(matched) = rule.denies(f) {
+                    return Some(self.denial(rule, matched));
                 }
             }
         }
         None
+    }
+
+    fn denial(&self, rule: &DenyRule, matched: String) -> Denial {
+        Denial {
+            rule: rule.name.clone(),
+            message: rule.message.clone(),
+            matched,
+            sqlstate: REFUSED_SQLSTATE,
+        }
     }
 }
 

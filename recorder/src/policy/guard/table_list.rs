@@ -1,22 +1,17 @@
-//! Deny by table: the tables a statement reads or changes, taken from its parse tree
-//! (every relation, plus the objects a DROP names), compared by name with or without
-//! schema and case-insensitively, as PostgreSQL folds unquoted names.
+//! Deny by table: the tables a statement reads or changes, wherever they appear (every
+//! relation of its tree, `ONLY t`, `COPY t`, SQL text passed to `query_to_xml` or
+//! `dblink`, a table named to `table_to_xml`, and, for statements sqlparser cannot
+//! parse, every name among their words), compared by name with or without schema and
+//! case-insensitively, as PostgreSQL folds unquoted names. The statistics views, which
+//! show any table's values, count as touching every listed table.
 
-use sqlparser::ast::{ObjectName, Statement, visit_relations};
-use std::ops::ControlFlow;
+use super::facts::{Facts, STATISTICS_RELATIONS};
 
 /// A named list of tables, e.g. `["payroll", "hr.salaries"]`.
 #[derive(Debug, Clone)]
 pub struct TableList {
     /// Lower-cased; an entry without a schema matches that table in any schema.
     tables: Vec<String>,
-}
-
-fn parts(name: &ObjectName) -> Vec<String> {
-    name.0
-        .iter()
-        .filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
-        .collect()
 }
 
 impl TableList {
@@ -27,32 +22,30 @@ impl TableList {
         }
     }
 
-    fn names(&self, name: &ObjectName) -> bool {
-        let p = parts(name);
-        let Some(table) = p.last() else {
-            return false;
-        };
-        let qualified = p.join(".");
-        self.tables
-            .iter()
-            .any(|t| t == &qualified || (!t.contains('.') && t == table))
+    fn names(&self, dotted: &str) -> bool {
+        let qualified = dotted.to_lowercase();
+        let table = qualified.rsplit('.').next().unwrap_or("");
+        self.tables.iter().any(|t| {
+            t == &qualified
+                || (!t.contains('.') && t == table)
+                || (t.contains('.') && qualified.ends_with(&format!(".{t}")))
+        })
     }
 
-    /// The first listed table `stmt` touches, if any.
-    pub fn touched_by(&self, stmt: &Statement) -> Option<String> {
-        let mut hit = None;
-        let _ = visit_relations(stmt, |name| {
-            if self.names(name) {
-                hit = Some(name.to_string());
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        if hit.is_none()
-            && let Statement::Drop { names, .. } = stmt
-        {
-            hit = names.iter().find(|n| self.names(n)).map(|n| n.to_string());
+    /// Why the statement these facts describe touches a listed table, if it does.
+    pub fn touched_by(&self, facts: &Facts) -> Option<String> {
+        if let Some(t) = facts.relations.iter().find(|r| self.names(r)) {
+            return Some(format!("table {t}"));
         }
-        hit
+        if let Some(t) = facts.relations.iter().find(|r| {
+            let last = r.rsplit('.').next().unwrap_or("").to_lowercase();
+            STATISTICS_RELATIONS.contains(&last.as_str())
+        }) {
+            return Some(format!("{t}, which shows the values of listed tables"));
+        }
+        facts
+            .opaque
+            .as_ref()
+            .map(|why| format!("{why}, whose tables the policy check cannot see"))
     }
 }

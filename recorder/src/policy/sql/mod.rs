@@ -1,18 +1,28 @@
 //! SQL text as the policy checks see it, parsed at most once: the deny rules, the
 //! approval rules and a session approval's shape all read the same parse.
 //!
+//! The text is read the way the server will read it (`lexer`): under the session's
+//! `standard_conforming_strings`, with every escape form decoded, and the canonical
+//! text that results is what sqlparser parses. When the setting could change between
+//! the check and the server's reading (a `SET` pipelined ahead of the statement, a
+//! function that calls `set_config`), a text whose strings read differently under the
+//! other setting is read both ways, and the checks hold for both readings.
+//!
 //! A statement is parsed only within a budget (`budget`: operator chains bounded before
 //! parsing, nesting bounded by the parser's recursion limit), and a statement too
 //! large to be sure of a shallow tree is parsed, walked and dropped on a thread with a
 //! deep stack (`deep_stack`): no statement can overflow a session task's stack and take
 //! the gateway down with it.
 //!
+//! - `lexer`: PostgreSQL's lexical rules and the canonical text;
 //! - `budget`: how complex a statement the check will read;
 //! - `deep_stack`: the threads the long ones are checked on.
 
 pub mod budget;
 pub mod deep_stack;
+pub mod lexer;
 
+use lexer::{Lexed, Settings};
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -29,6 +39,9 @@ pub enum ParseFailure {
     Syntax(String),
     /// It is too deep or too long to check safely (SQLSTATE 54001).
     TooComplex(String),
+    /// The gateway cannot be sure how the server reads it (an unterminated string,
+    /// an invalid escape, or sqlparser and the server seeing different statements).
+    Unsure(String),
 }
 
 impl std::fmt::Display for ParseFailure {
@@ -38,24 +51,45 @@ impl std::fmt::Display for ParseFailure {
             ParseFailure::TooComplex(why) => {
                 write!(f, "statement too complex for the policy check: {why}")
             }
+            ParseFailure::Unsure(why) => {
+                write!(f, "cannot be sure how PostgreSQL reads it: {why}")
+            }
         }
     }
 }
 
-/// SQL text and its parse, made on first use.
+/// One way the server may read a text.
+#[derive(Debug)]
+pub struct Reading {
+    /// The setting it was read under.
+    pub settings: Settings,
+    /// The text as the server's lexer sees it.
+    pub lexed: Lexed,
+    /// Its statements, or why there are none to check.
+    pub parsed: Result<Vec<Statement>, ParseFailure>,
+}
+
+/// SQL text and its readings, made on first use.
 pub struct Sql<'a> {
     text: &'a str,
-    parsed: OnceCell<Result<Vec<Statement>, ParseFailure>>,
+    settings: Settings,
+    readings: OnceCell<Vec<Reading>>,
 }
 
 impl<'a> Sql<'a> {
-    /// Wraps a text; nothing is parsed yet. A text longer than
-    /// [`budget::SHALLOW_BYTES`] must be handled through [`on_right_stack`] (or on a
-    /// deep-stack thread), since its tree may be deep.
+    /// Wraps a text read under the default settings; nothing is parsed yet. A text
+    /// longer than [`budget::SHALLOW_BYTES`] must be handled through
+    /// [`on_right_stack`] (or on a deep-stack thread), since its tree may be deep.
     pub fn new(text: &'a str) -> Self {
+        Self::with_settings(text, Settings::default())
+    }
+
+    /// Wraps a text the session will have read under `settings`.
+    pub fn with_settings(text: &'a str, settings: Settings) -> Self {
         Sql {
             text,
-            parsed: OnceCell::new(),
+            settings,
+            readings: OnceCell::new(),
         }
     }
 
@@ -64,9 +98,74 @@ impl<'a> Sql<'a> {
         self.text
     }
 
-    /// The statements, or why there are none to check.
+    /// Every reading the checks must hold for: the session's own first, then, when
+    /// the text holds a backslash, the ones that differ from it with
+    /// `standard_conforming_strings` flipped and (when a backslash follows a
+    /// non-ASCII character) with `ascii_trail_bytes`: a `SET` of either pipelined
+    /// ahead of the statement cannot make the server read what the check did not.
+    pub fn readings(&self) -> &[Reading] {
+        self.readings.get_or_init(|| {
+            let mut out = vec![read(self.text, self.settings)];
+            if !self.text.contains('\\') {
+                return out;
+            }
+            let mut alternatives = vec![Settings {
+                standard_conforming_strings: !self.settings.standard_conforming_strings,
+                ..self.settings
+            }];
+            if !self.settings.ascii_trail_bytes && Settings::trail_sensitive(self.text) {
+                let trail: Vec<Settings> = [self.settings, alternatives[0]]
+                    .iter()
+                    .map(|s| Settings {
+                        ascii_trail_bytes: true,
+                        ..*s
+                    })
+                    .collect();
+                alternatives.extend(trail);
+            }
+            for settings in alternatives {
+                let alt = read(self.text, settings);
+                if out.iter().all(|r| r.lexed.text != alt.lexed.text) {
+                    out.push(alt);
+                }
+            }
+            out
+        })
+    }
+
+    /// The statements of the session's own reading, or why there are none.
     pub fn statements(&self) -> Result<&[Statement], &ParseFailure> {
-        self.parsed.get_or_init(|| parse(self.text)).as_deref()
+        self.readings()[0].parsed.as_deref()
+    }
+}
+
+/// Reads SQL found inside a statement (a function body, a `dblink_exec` text) under
+/// the settings the statement was read with.
+pub(crate) fn read_nested(text: &str, settings: Settings) -> Reading {
+    read(text, settings)
+}
+
+/// Reads `text` under `settings`, and parses the canonical text within the budget.
+fn read(text: &str, settings: Settings) -> Reading {
+    let lexed = lexer::lex(text, settings);
+    let parsed = match &lexed.doubt {
+        Some(why) => Err(ParseFailure::Unsure(why.clone())),
+        None => parse(&lexed.text).and_then(|stmts| {
+            if stmts.len() == lexed.statements {
+                Ok(stmts)
+            } else {
+                Err(ParseFailure::Unsure(format!(
+                    "PostgreSQL reads {} statement(s) here and the policy parser {}",
+                    lexed.statements,
+                    stmts.len()
+                )))
+            }
+        }),
+    };
+    Reading {
+        settings,
+        lexed,
+        parsed,
     }
 }
 
@@ -97,14 +196,15 @@ pub fn is_shallow(text: &str) -> bool {
 /// `on_panic`'s result instead.
 pub async fn on_right_stack<T: Send + 'static>(
     text: &str,
+    settings: Settings,
     check: impl FnOnce(&Sql<'_>) -> T + Send + 'static,
     on_panic: impl FnOnce() -> T,
 ) -> T {
     if is_shallow(text) {
-        return check(&Sql::new(text));
+        return check(&Sql::with_settings(text, settings));
     }
     let owned = text.to_string();
-    deep_stack::run(move || check(&Sql::new(&owned)))
+    deep_stack::run(move || check(&Sql::with_settings(&owned, settings)))
         .await
         .unwrap_or_else(|_| on_panic())
 }
@@ -113,14 +213,16 @@ pub async fn on_right_stack<T: Send + 'static>(
 /// checked).
 pub fn on_right_stack_blocking<T: Send + 'static>(
     text: &str,
+    settings: Settings,
     check: impl FnOnce(&Sql<'_>) -> T + Send + 'static,
     on_panic: impl FnOnce() -> T,
 ) -> T {
     if is_shallow(text) {
-        return check(&Sql::new(text));
+        return check(&Sql::with_settings(text, settings));
     }
     let owned = text.to_string();
-    deep_stack::run_blocking(move || check(&Sql::new(&owned))).unwrap_or_else(|_| on_panic())
+    deep_stack::run_blocking(move || check(&Sql::with_settings(&owned, settings)))
+        .unwrap_or_else(|_| on_panic())
 }
 
 #[cfg(test)]
@@ -163,6 +265,7 @@ mod tests {
         let sum = format!("SELECT 1{}", " + 1".repeat(40_000));
         let n = on_right_stack(
             &sum,
+            Settings::default(),
             |sql| walk_print_drop(sql.text().to_string()),
             || Err(ParseFailure::TooComplex("panicked".into())),
         )
@@ -172,6 +275,7 @@ mod tests {
         let ands = format!("SELECT 1 WHERE {} true", "x = 1 AND ".repeat(40_000));
         let n = on_right_stack(
             &ands,
+            Settings::default(),
             |sql| walk_print_drop(sql.text().to_string()),
             || Err(ParseFailure::TooComplex("panicked".into())),
         )
@@ -185,6 +289,7 @@ mod tests {
         let sum = format!("SELECT 1{}", " + 1".repeat(budget::MAX_OPERATORS + 10));
         let r = on_right_stack(
             &sum,
+            Settings::default(),
             |sql| walk_print_drop(sql.text().to_string()),
             || Err(ParseFailure::TooComplex("panicked".into())),
         )
@@ -193,6 +298,7 @@ mod tests {
         let nested = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
         let r = on_right_stack(
             &nested,
+            Settings::default(),
             |sql| walk_print_drop(sql.text().to_string()),
             || Err(ParseFailure::TooComplex("panicked".into())),
         )
@@ -203,6 +309,7 @@ mod tests {
         let nots = format!("SELECT {} true", "NOT ".repeat(3_000));
         let r = on_right_stack(
             &nots,
+            Settings::default(),
             |sql| walk_print_drop(sql.text().to_string()),
             || Err(ParseFailure::TooComplex("panicked".into())),
         )

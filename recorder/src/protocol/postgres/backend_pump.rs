@@ -293,10 +293,11 @@ impl BackendState {
         match tag {
             b'S' => {
                 // Strings after this one are in the new encoding.
-                if let Ok((name, value)) = parameter_status::parse(body)
-                    && name == "client_encoding"
-                {
-                    state.encoding.set_client(&value);
+                if let Ok((name, value)) = parameter_status::parse(body) {
+                    if name == "client_encoding" {
+                        state.encoding.set_client(&value);
+                    }
+                    state.sql_settings.report(&name, &value);
                 }
             }
             b'T' => {
@@ -402,7 +403,22 @@ impl BackendState {
                     r.append(raw);
                 }
             }
-            b'G' | b'W' | b'c' | b'V' => {
+            b'V' => {
+                if let Some(r) = self.current(state) {
+                    let m = if masking.is_active() {
+                        masking.function_result(&mut r.masking, raw, enc)?
+                    } else {
+                        MaskedMessage::default()
+                    };
+                    r.append(m.for_record().unwrap_or(raw));
+                    return Ok(m.client);
+                } else if masking.is_active() {
+                    return Ok(masking
+                        .function_result(&mut ResultMasking::default(), raw, enc)?
+                        .client);
+                }
+            }
+            b'G' | b'W' | b'c' => {
                 if let Some(r) = self.current(state) {
                     r.append(raw);
                 }

@@ -26,6 +26,7 @@ use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
 use crate::approvals::shape::shape;
 use crate::policy::guard::Denial;
+use crate::policy::sql::lexer::Settings;
 use crate::policy::sql::{Sql, on_right_stack};
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
@@ -273,6 +274,7 @@ impl FrontendState {
         let shapes = (!self.approved_shapes.is_empty()).then(|| self.approved_shapes.clone());
         on_right_stack(
             sql,
+            state.sql_settings.get(),
             move |sql: &Sql<'_>| match guard.check_sql(sql) {
                 Some(d) => (Some(d), None),
                 None => {
@@ -296,6 +298,7 @@ impl FrontendState {
         let shapes = self.approved_shapes.clone();
         on_right_stack(
             sql,
+            Settings::default(),
             move |sql: &Sql<'_>| shapes.contains(&shape(sql)),
             || false,
         )
@@ -313,7 +316,13 @@ impl FrontendState {
     ) -> Action {
         if let Outcome::Approved { scope } = decision.outcome {
             if scope == Scope::Session {
-                let s = on_right_stack(&held.sql, |sql: &Sql<'_>| shape(sql), String::new).await;
+                let s = on_right_stack(
+                    &held.sql,
+                    state.sql_settings.get(),
+                    |sql: &Sql<'_>| shape(sql),
+                    String::new,
+                )
+                .await;
                 if !s.is_empty() {
                     self.approved_shapes.insert(s);
                 }
@@ -403,7 +412,11 @@ impl FrontendState {
                 });
             }
             FrontendMessage::FunctionCall { oid } => {
-                let command = format!("<fast-path function call, oid {oid}>");
+                let (command, denial) = state.fast_path.judge(oid);
+                if let Some(d) = denial {
+                    self.refuse(state, raw, command, d, true)?;
+                    return Ok(Action::Replace(refusal_query()));
+                }
                 state.record(
                     EventDraft::new(Direction::Client, Kind::Query)
                         .command(command.clone())

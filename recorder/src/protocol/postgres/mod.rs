@@ -11,10 +11,12 @@ pub mod cancel;
 pub mod client_auth;
 pub mod encoding;
 pub mod error_response;
+pub mod fast_path;
 pub mod frame;
 pub mod frontend;
 pub mod frontend_pump;
 pub mod hold;
+pub mod idle_query;
 pub mod io;
 pub mod masking;
 pub mod parameter_status;
@@ -270,6 +272,29 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     let encoding = parameter_status::client_encoding_in(&up.greeting)
         .and_then(|name| encoding::PgEncoding::by_name(&name))
         .unwrap_or(encoding::UTF8);
+    let guard = ctx.deny.for_session(&conn.name, &identity.groups);
+    let approvals = ctx.approvals.for_session(&conn.name, &identity.groups);
+    // Fast-path calls: refused under any rule unless allowed by name, resolved now.
+    let mut fast_path = fast_path::FastPath {
+        guarded: !guard.is_empty() || !approvals.is_empty(),
+        ..Default::default()
+    };
+    if fast_path.guarded && !ctx.deny.allow_fast_path.is_empty() {
+        match fast_path::lookup(
+            &mut up.stream,
+            &mut up.leftover,
+            &ctx.deny.allow_fast_path,
+            ctx.limits.max_message_bytes,
+            encoding,
+        )
+        .await
+        {
+            Ok(allowed) => fast_path.allowed = allowed,
+            Err(e) => {
+                tracing::warn!(session = %session_id, error = %e, "allow_fast_path lookup failed; every fast-path call is refused in this session")
+            }
+        }
+    }
     let masking = {
         let picked = ctx.masking.for_session(&conn.name, &identity.groups);
         let wants_catalog = [&picked.client, &picked.record]
@@ -334,10 +359,11 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     let (client_rd, client_wr) = client.into_split();
     let (server_rd, server_wr) = up.stream.into_split();
     let policy = SessionPolicy {
-        guard: ctx.deny.for_session(&conn.name, &identity.groups),
+        guard,
         masking,
-        approvals: ctx.approvals.for_session(&conn.name, &identity.groups),
+        approvals,
         holds: ctx.holds.clone(),
+        fast_path,
     };
     let who = SessionWho {
         session_id: session_id.to_string(),
@@ -349,6 +375,9 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         recorder, client_wr, ctx.limits, who, policy,
     ));
     state.encoding.set_client(encoding.name);
+    for (name, value) in parameter_status::all_in(&up.greeting) {
+        state.sql_settings.report(&name, &value);
+    }
     let front = tokio::spawn(frontend_pump::run(
         state.clone(),
         client_rd,

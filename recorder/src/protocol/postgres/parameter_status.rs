@@ -12,12 +12,17 @@ pub fn parse(body: &[u8]) -> Result<(String, String), DecodeError> {
     Ok((name, value))
 }
 
-/// The client encoding a run of login messages (ParameterStatus among them) reports.
-pub fn client_encoding_in(messages: &[bytes::Bytes]) -> Option<String> {
+/// Every setting a run of login messages (ParameterStatus among them) reports.
+pub fn all_in(messages: &[bytes::Bytes]) -> impl Iterator<Item = (String, String)> + '_ {
     messages
         .iter()
         .filter(|m| m.first() == Some(&b'S') && m.len() >= 5)
         .filter_map(|m| parse(&m[5..]).ok())
+}
+
+/// The client encoding a run of login messages (ParameterStatus among them) reports.
+pub fn client_encoding_in(messages: &[bytes::Bytes]) -> Option<String> {
+    all_in(messages)
         .find(|(n, _)| n == "client_encoding")
         .map(|(_, v)| v)
 }

@@ -3,12 +3,14 @@
 //! session ends).
 
 use super::encoding::SessionEncoding;
+use super::fast_path::FastPath;
 use super::io::TapError;
 use super::masking::PgMasking;
 use super::pipeline::Pipeline;
 use crate::approvals::registry::Holds;
 use crate::approvals::rules::SessionApprovals;
 use crate::policy::guard::SessionGuard;
+use crate::policy::sql::lexer::LiveSettings;
 use crate::protocol::Limits;
 use std::sync::{Arc, Mutex};
 use tapline_store::{EventDraft, SessionRecorder};
@@ -32,6 +34,8 @@ pub struct SessionPolicy {
     /// The approval rules that apply, and the gateway's holds.
     pub approvals: SessionApprovals,
     pub holds: Holds,
+    /// Which fast-path calls are refused.
+    pub fast_path: FastPath,
 }
 
 /// Shared by the frontend and backend pump of one session.
@@ -51,9 +55,13 @@ pub struct SessionState {
     pub approvals: Arc<SessionApprovals>,
     /// The gateway's pending holds.
     pub holds: Holds,
+    /// Which fast-path calls are refused, and their functions' names.
+    pub fast_path: FastPath,
     pub who: SessionWho,
     /// The client encoding, as the server last reported it.
     pub encoding: SessionEncoding,
+    /// The settings that change how the server reads SQL, as it last reported them.
+    pub sql_settings: LiveSettings,
     sync: bool,
 }
 
@@ -77,8 +85,10 @@ impl SessionState {
             masking: policy.masking,
             approvals: Arc::new(policy.approvals),
             holds: policy.holds,
+            fast_path: policy.fast_path,
             who,
             encoding: SessionEncoding::default(),
+            sql_settings: LiveSettings::default(),
         }
     }
 

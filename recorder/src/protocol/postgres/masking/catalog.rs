@@ -8,12 +8,11 @@
 
 use crate::policy::mask::column_pattern::ColumnPattern;
 use crate::protocol::postgres::encoding::PgEncoding;
-use crate::protocol::postgres::error_response::ErrorFields;
-use crate::protocol::postgres::io::{TapError, read_message};
-use crate::protocol::postgres::wire::{Builder, Reader};
+use crate::protocol::postgres::idle_query;
+use crate::protocol::postgres::wire::Reader;
 use bytes::BytesMut;
 use std::collections::{HashMap, HashSet};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// One catalog column that a rule's glob matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,44 +104,27 @@ pub async fn load<S: AsyncRead + AsyncWrite + Unpin>(
     limit: usize,
     encoding: PgEncoding,
 ) -> Result<Catalog, String> {
-    let q = Builder::new(Some(b'Q'))
-        .cstr_bytes(&encoding.encode(&lookup_sql(patterns)))
-        .finish();
-    stream
-        .write_all(&q)
-        .await
-        .map_err(|e| format!("cannot send the catalog lookup: {e}"))?;
     let mut columns = Vec::new();
     let mut max_rel = 0;
-    let mut failed = None;
-    loop {
-        let frame = read_message(stream, leftover, limit)
-            .await
-            .map_err(|e: TapError| e.to_string())?
-            .ok_or("the upstream closed during the catalog lookup")?;
-        match frame.tag {
-            b'D' => {
-                let row = parse_row(frame.body(), encoding).ok_or("a malformed catalog row")?;
-                max_rel = row.1;
-                if row.0.rel != 0 {
-                    columns.push(row.0);
-                }
+    let sql = lookup_sql(patterns);
+    idle_query::run(
+        stream,
+        leftover,
+        &sql,
+        limit,
+        encoding,
+        "catalog lookup",
+        |body| {
+            let row = parse_row(body, encoding).ok_or("a malformed catalog row")?;
+            max_rel = row.1;
+            if row.0.rel != 0 {
+                columns.push(row.0);
             }
-            b'E' => {
-                failed = Some(
-                    ErrorFields::parse(b'E', frame.body(), encoding)
-                        .map(|f| f.render())
-                        .unwrap_or_else(|e| e.to_string()),
-                );
-            }
-            b'Z' => break,
-            _ => {}
-        }
-    }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Catalog::new(columns, max_rel)),
-    }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(Catalog::new(columns, max_rel))
 }
 
 fn parse_row(body: &[u8], encoding: PgEncoding) -> Option<(CatalogColumn, u32)> {

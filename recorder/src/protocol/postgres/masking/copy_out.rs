@@ -60,6 +60,7 @@ pub fn plan_copy(
     let (m, c) = (masker.clone(), catalog.clone());
     on_right_stack_blocking(
         sql,
+        Default::default(),
         move |parsed: &Sql<'_>| plan_parsed(&m, &c, parsed.statements().ok(), binary),
         || CopyPlan::unmasked(binary),
     )

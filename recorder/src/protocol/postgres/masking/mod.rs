@@ -1,5 +1,6 @@
 //! Inline masking of PostgreSQL results, before they leave the gateway: DataRow in
-//! text and binary formats, COPY OUT rows, and the text of errors and notices.
+//! text and binary formats, COPY OUT rows, fast-path function results, and the text
+//! of errors and notices.
 //!
 //! A session has up to two maskers: what its client gets and, when one of the
 //! caller's groups is exempt from a rule that still masks the archive, what the
@@ -10,6 +11,7 @@ pub mod catalog;
 pub mod column_plan;
 pub mod copy_out;
 pub mod data_row;
+pub mod function_result;
 pub mod notice;
 
 use crate::policy::mask::rules::SessionMasking;
@@ -143,6 +145,25 @@ impl PgMasking {
         });
         self.both(tally, |m, i, t| {
             data_row::mask_data_row(m, &plans[i], raw, t, enc)
+        })
+    }
+
+    /// Masks a FunctionCallResponse (a fast-path call's value) as a DataRow cell.
+    pub fn function_result(
+        &self,
+        rm: &mut ResultMasking,
+        raw: &[u8],
+        enc: PgEncoding,
+    ) -> Result<MaskedMessage, DecodeError> {
+        let Some(row) = function_result::as_data_row(raw) else {
+            return Ok(MaskedMessage::default());
+        };
+        let m = self.data_row(rm, None, &row, enc)?;
+        let back = |b: Option<Bytes>| b.map(|d| function_result::from_data_row(&d));
+        Ok(MaskedMessage {
+            client: back(m.client),
+            record: back(m.record),
+            shared: m.shared,
         })
     }
 

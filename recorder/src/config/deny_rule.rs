@@ -2,11 +2,11 @@
 //! into a `DenyRule`, with every mistake reported as the key at fault, what is wrong
 //! and how to fix it.
 
-use super::DenyRule;
-use super::pattern::Pattern;
-use super::statement_kind::StatementKind;
-use super::table_list::TableList;
-use crate::config::DenySection;
+use super::DenySection;
+use crate::policy::guard::DenyRule;
+use crate::policy::guard::pattern::Pattern;
+use crate::policy::guard::statement_kind::StatementKind;
+use crate::policy::guard::table_list::TableList;
 use std::collections::HashSet;
 
 /// A validation failure: the key, what is wrong, how to fix it.
@@ -30,10 +30,11 @@ pub fn compile_rule(
     let mut kinds = Vec::new();
     for k in &d.kinds {
         kinds.push(StatementKind::parse(k).ok_or_else(|| {
+            let known: Vec<&str> = StatementKind::ALL.iter().map(|(n, _)| *n).collect();
             err(
                 "kinds",
                 format!("`{k}` is not a statement kind"),
-                "use drop, truncate, alter_role, grant, copy_program, delete_without_where or update_without_where",
+                &format!("use one of {}", known.join(", ")),
             )
         })?);
     }

@@ -4,13 +4,15 @@
 //! Every problem is reported with where it is (the file and key, or the flag), what is
 //! wrong and what to do, before the gateway accepts a single connection.
 
+pub mod deny_rule;
+
 use crate::approvals::config::{ApprovalsConfig, ApprovalsSection, ApproveSection, approvals};
 use crate::identity::{JwksSource, OidcSettings, OidcValidator, UserClaim};
-use crate::policy::guard::compile::compile_rule;
 use crate::policy::guard::{DenyRules, Unparseable};
 use crate::policy::mask::config::{MaskSection, MaskingSection, mask_rules};
 use crate::policy::mask::rules::MaskRules;
 use crate::scram::ScramVerifier;
+use deny_rule::compile_rule;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -68,6 +70,10 @@ pub struct PolicySection {
     pub unparseable_sql: Option<String>,
     /// Groups for which unparseable SQL is always refused [default: \["agents"\]].
     pub unparseable_closed_groups: Option<Vec<String>>,
+    /// Functions the fast-path FunctionCall may reach where rules apply (by name,
+    /// optionally `schema.name`); every other fast-path call is refused there.
+    #[serde(default)]
+    pub allow_fast_path: Vec<String>,
 }
 
 /// `[[deny]]`: one deny rule.
@@ -75,8 +81,10 @@ pub struct PolicySection {
 #[serde(deny_unknown_fields)]
 pub struct DenySection {
     pub name: Option<String>,
-    /// Statement kinds: drop, truncate, alter_role, grant, copy_program,
-    /// delete_without_where, update_without_where.
+    /// Statement kinds (`StatementKind::ALL`): drop, truncate, alter_role,
+    /// alter_role_password, create_role, grant, revoke, copy_program,
+    /// delete_without_where, update_without_where, catalog_write, create_function,
+    /// create_trigger, create_rule, create_extension, do_block, dynamic_sql.
     #[serde(default)]
     pub kinds: Vec<String>,
     /// A regular expression over the statement text.
@@ -633,6 +641,16 @@ fn deny_rules(
     if let Some(groups) = &file.policy.unparseable_closed_groups {
         out.unparseable_closed_groups = groups.clone();
     }
+    for (i, f) in file.policy.allow_fast_path.iter().enumerate() {
+        if f.is_empty() || f.contains('\0') || f.contains('(') {
+            return Err(at(
+                format!("policy.allow_fast_path[{i}]"),
+                format!("`{f}` is not a function name"),
+                "list function names without arguments, e.g. allow_fast_path = [\"lo_open\", \"loread\"]",
+            ));
+        }
+    }
+    out.allow_fast_path = file.policy.allow_fast_path.clone();
     let mut seen = std::collections::HashSet::new();
     for (i, d) in file.deny.iter().enumerate() {
         let rule = compile_rule(d, &format!("deny[{i}]"), connections).map_err(

@@ -1,0 +1,523 @@
+//! A caller with a valid login, told to get past the rules, against a real PostgreSQL
+//! through the gateway: every way found so far of making the policy check read a
+//! statement differently from the server, of hiding a statement kind below the top of
+//! the tree, of running it indirectly, or of reading a denied table in another form.
+//! Each case checks on the server itself that nothing ran (the victim table is still
+//! there, its rows are all there, no file was written), not only that the client got
+//! an error. Unparseable SQL is let through (`unparseable_sql = "open"`), the harder
+//! setting: a bypass must be caught by reading the statement, not by refusing what the
+//! parser does not know.
+//!
+//! A bypass found later becomes a case here first.
+
+mod support;
+
+use std::process::Command;
+use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
+use support::postgres::PgServer;
+
+const KINDS: &str = r#"["drop", "truncate", "alter_role", "alter_role_password", "create_role",
+  "grant", "revoke", "copy_program", "delete_without_where", "update_without_where",
+  "catalog_write", "create_rule", "create_extension"]"#;
+
+fn start(pg: &PgServer, extra_kinds: &str) -> GatewayProc {
+    let indirect = if extra_kinds.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "[[deny]]\nname = \"indirect\"\nkinds = [{extra_kinds}]\nmessage = \"indirect\"\n\n"
+        )
+    };
+    let config = format!(
+        "[policy]\nunparseable_sql = \"open\"\nunparseable_closed_groups = []\n\n\
+         [[deny]]\nname = \"no-destruction\"\nkinds = {KINDS}\nmessage = \"destructive\"\n\n\
+         {indirect}\
+         [[deny]]\nname = \"payroll\"\ntables = [\"payroll\"]\nmessage = \"payroll is off limits\"\n\n\
+         [[deny]]\nname = \"no-sleep\"\npattern = \"(?i)pg_sleep\"\nmessage = \"no sleeping\"\n\n\
+         [[connections]]\nname = \"shop\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+         upstream_password_env = \"{PASSWORD_ENV}\"\n"
+    );
+    GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("shop"),
+            flush_interval: "1s",
+            ..Default::default()
+        },
+        &config,
+    )
+}
+
+fn setup(pg: &PgServer) {
+    pg.psql_direct("postgres", "CREATE DATABASE shop");
+    pg.psql_direct(
+        "shop",
+        "CREATE TABLE victim (id int); INSERT INTO victim SELECT generate_series(1, 5);\
+         CREATE TABLE payroll (who text, amount int); INSERT INTO payroll VALUES ('ann', 123456);\
+         CREATE ROLE reporter NOLOGIN; ANALYZE payroll;",
+    );
+}
+
+/// The victim is there with all its rows, and no role was made a superuser.
+fn untouched(pg: &PgServer, after: &str) {
+    let n = pg.psql_direct("shop", "SELECT count(*) FROM victim");
+    assert_eq!(n, "5", "victim changed after `{after}`");
+    let supers = pg.psql_direct(
+        "shop",
+        "SELECT count(*) FROM pg_roles WHERE rolsuper AND rolname <> 'tapline_up'",
+    );
+    assert_eq!(supers, "0", "a superuser appeared after `{after}`");
+    let roles = pg.psql_direct(
+        "shop",
+        "SELECT count(*) FROM pg_roles WHERE rolname = 'boss'",
+    );
+    assert_eq!(roles, "0", "a role was created after `{after}`");
+}
+
+async fn login(port: u16) -> tokio_postgres::Client {
+    let conninfo = format!("host=127.0.0.1 port={port} user=agent dbname=shop connect_timeout=20");
+    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .expect("login through the gateway");
+    tokio::spawn(conn);
+    client
+}
+
+/// `sql` is refused with 42501 and the rule named `rule` (its message), and the
+/// session carries on.
+async fn refused(client: &tokio_postgres::Client, sql: &str, message: &str) {
+    match client.simple_query(sql).await {
+        Ok(_) => panic!("`{sql}` was not refused"),
+        Err(e) => {
+            let db = e.as_db_error().unwrap_or_else(|| panic!("`{sql}`: {e}"));
+            assert_eq!(db.code().code(), "42501", "`{sql}`: {}", db.message());
+            assert_eq!(db.message(), message, "`{sql}`");
+        }
+    }
+    let rows = client
+        .simple_query("SELECT 1")
+        .await
+        .expect("the session goes on");
+    assert!(!rows.is_empty());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_check_reads_strings_and_identifiers_as_the_server_does() {
+    let pg = PgServer::start();
+    setup(&pg);
+    let gw = start(&pg, "");
+    let marker = tempfile::tempdir().unwrap();
+    let shell = marker.path().join("shell-ran");
+    runtime().block_on(async {
+        let c = login(gw.port).await;
+        // standard_conforming_strings off by SET, then the classic.
+        c.simple_query("SET standard_conforming_strings = off")
+            .await
+            .unwrap();
+        let attack = r"SELECT '\''; DROP TABLE victim; --'";
+        refused(&c, attack, "destructive").await;
+        untouched(&pg, attack);
+        let attack = format!(
+            r"SELECT '\''; COPY (SELECT 1) TO PROGRAM $$touch {}$$; --'",
+            shell.display()
+        );
+        refused(&c, &attack, "destructive").await;
+        assert!(!shell.exists(), "COPY TO PROGRAM ran");
+        refused(
+            &c,
+            r"SELECT '\''; SELECT * FROM payroll; --'",
+            "payroll is off limits",
+        )
+        .await;
+        refused(&c, r"SELECT '\''; TRUNCATE victim; --'", "destructive").await;
+        untouched(&pg, "TRUNCATE");
+        // A string that is harmless under either reading still runs.
+        let rows = c.simple_query(r"SELECT 'it\'s'").await.unwrap();
+        let value = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(value.as_deref(), Some("it's"));
+
+        // Off by set_config, and the attack pipelined right behind it, before the
+        // server's report of the change can reach the gateway.
+        c.simple_query("SET standard_conforming_strings = on")
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            c.simple_query("SELECT set_config('standard_conforming_strings', 'off', false)"),
+            c.simple_query(r"SELECT 'x\' '; DROP TABLE victim; --'"),
+        );
+        a.unwrap();
+        assert!(b.is_err(), "the pipelined DROP was not refused");
+        untouched(&pg, "pipelined set_config");
+        c.simple_query("SET standard_conforming_strings = on")
+            .await
+            .unwrap();
+
+        // Unicode escapes in identifiers and strings.
+        refused(&c, r#"SELECT U&"pg\005fsleep"(0)"#, "no sleeping").await;
+        refused(
+            &c,
+            r#"SELECT U&"pg!005fsleep" UESCAPE '!' (0)"#,
+            "no sleeping",
+        )
+        .await;
+        refused(
+            &c,
+            r#"SELECT * FROM U&"p\0061yroll""#,
+            "payroll is off limits",
+        )
+        .await;
+        // Comments and dollar quotes hide nothing.
+        refused(
+            &c,
+            "SELECT 1 /* ; */ ; DROP /* x */ TABLE victim",
+            "destructive",
+        )
+        .await;
+        refused(&c, "SELECT $a$ $b$ $a$; DROP TABLE victim", "destructive").await;
+        untouched(&pg, "comments");
+    });
+
+    // A switch to SJIS pipelined ahead of a literal whose last character ends in
+    // 0x5C: read with the old encoding, that byte escapes the closing quote.
+    let mut raw = RawClient::connect(gw.port);
+    let attack = b"SELECT E'\x95\x5c'; DROP TABLE victim; --'".to_vec();
+    let replies = raw.pipelined(&[b"SET client_encoding = 'SJIS'", &attack]);
+    assert_eq!(sqlstate_of(&replies[0]), None, "{:?}", replies[0]);
+    assert_eq!(
+        sqlstate_of(&replies[1]).as_deref(),
+        Some("42501"),
+        "{:?}",
+        replies[1]
+    );
+    untouched(&pg, "pipelined SJIS");
+    drop(raw);
+
+    // Off from the startup packet, through psql.
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=agent dbname=shop",
+            gw.port
+        ))
+        .env("PGOPTIONS", "-c standard_conforming_strings=off")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            r"SELECT '\''; DROP TABLE victim; --'",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("destructive"), "psql: {stderr}");
+    untouched(&pg, "PGOPTIONS");
+}
+
+#[test]
+fn statement_kinds_are_found_anywhere_in_the_tree() {
+    let pg = PgServer::start();
+    setup(&pg);
+    let gw = start(&pg, "");
+    runtime().block_on(async {
+        let c = login(gw.port).await;
+        for sql in [
+            "WITH d AS (DELETE FROM victim RETURNING *) SELECT count(*) FROM d",
+            "EXPLAIN ANALYZE DELETE FROM victim",
+            "EXPLAIN (ANALYZE, FORMAT JSON) UPDATE victim SET id = 0",
+            "MERGE INTO victim v USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
+            "DELETE FROM victim WHERE true",
+            "DELETE FROM victim WHERE 1 = 1",
+            "DELETE FROM victim WHERE 'yes'",
+            "DELETE FROM victim WHERE id = id",
+            "UPDATE victim SET id = id WHERE NOT false",
+            "PREPARE p AS TRUNCATE victim",
+            "ALTER USER tapline_up PASSWORD 'owned'",
+            "ALTER GROUP reporter RENAME TO r2",
+            "CREATE ROLE boss SUPERUSER",
+            "CREATE USER boss",
+            "UPDATE pg_authid SET rolsuper = true WHERE rolname = 'reporter'",
+            "REVOKE ALL ON victim FROM public",
+            "SELECT 1; WITH x AS (UPDATE victim SET id = 0 RETURNING 1) SELECT 1",
+            "CREATE RULE r AS ON INSERT TO payroll DO ALSO DELETE FROM victim",
+        ] {
+            refused(&c, sql, "destructive").await;
+            untouched(&pg, sql);
+        }
+        // Bounded writes still run.
+        c.simple_query("DELETE FROM victim WHERE id > 100")
+            .await
+            .unwrap();
+        c.simple_query("UPDATE victim SET id = id WHERE id = 1")
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn indirect_execution_runs_nothing_that_is_refused_directly() {
+    let pg = PgServer::start();
+    setup(&pg);
+    let gw = start(
+        &pg,
+        r#""create_function", "create_trigger", "do_block", "dynamic_sql""#,
+    );
+    // The same rules without the indirect kinds: the bodies themselves are read.
+    let gw_bodies = start(&pg, "");
+    runtime().block_on(async {
+        let c = login(gw.port).await;
+        for sql in [
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "CREATE TRIGGER t AFTER INSERT ON victim FOR EACH ROW EXECUTE FUNCTION now()",
+            "SELECT query_to_xml('select 1', true, false, '')",
+        ] {
+            refused(&c, sql, "indirect").await;
+        }
+        let c = login(gw_bodies.port).await;
+        for (sql, message) in [
+            (
+                "CREATE FUNCTION wipe() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE victim; END $$",
+                "destructive",
+            ),
+            (
+                "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DELETE FROM victim'",
+                "destructive",
+            ),
+            (
+                "CREATE PROCEDURE wipe() LANGUAGE plpgsql AS $$ BEGIN IF true THEN TRUNCATE victim; END IF; END $$",
+                "destructive",
+            ),
+            ("DO $$ BEGIN EXECUTE 'DROP TABLE victim'; END $$", "destructive"),
+            ("DO $d$ BEGIN DELETE FROM victim WHERE 1 = 1; END $d$", "destructive"),
+            (
+                "DO $$ BEGIN EXECUTE 'SELECT * FROM ' || 'pay' || 'roll'; END $$",
+                "payroll is off limits",
+            ),
+            (
+                "SELECT query_to_xml('select * from payroll', true, false, '')",
+                "payroll is off limits",
+            ),
+            (
+                "SELECT query_to_xml('DELETE FROM victim RETURNING id', true, false, '')",
+                "destructive",
+            ),
+        ] {
+            refused(&c, sql, message).await;
+            untouched(&pg, sql);
+        }
+        let funcs = pg.psql_direct("shop", "SELECT count(*) FROM pg_proc WHERE proname = 'wipe'");
+        assert_eq!(funcs, "0", "a refused function was created");
+    });
+}
+
+#[test]
+fn table_rules_cover_every_form_that_reads_the_table() {
+    let pg = PgServer::start();
+    setup(&pg);
+    let gw = start(&pg, "");
+    runtime().block_on(async {
+        let c = login(gw.port).await;
+        for sql in [
+            "SELECT * FROM ONLY payroll",
+            "COPY payroll TO STDOUT",
+            "COPY (SELECT * FROM payroll) TO STDOUT",
+            "SELECT (SELECT amount FROM payroll LIMIT 1)",
+            "WITH p AS (SELECT * FROM payroll) SELECT * FROM p",
+            "CREATE VIEW pv AS SELECT * FROM payroll",
+            "SELECT table_to_xml('payroll', true, false, '')",
+            "SELECT table_to_xml('public.payroll'::regclass, true, false, '')",
+            "SELECT most_common_vals FROM pg_stats WHERE tablename = 'payroll'",
+            "SELECT * FROM pg_catalog.pg_statistic",
+            "ALTER TABLE payroll RENAME TO p2",
+            "LOCK payroll",
+            "SELECT * FROM \"payroll\"",
+            "SELECT * FROM public . payroll",
+        ] {
+            refused(&c, sql, "payroll is off limits").await;
+        }
+        let views = pg.psql_direct(
+            "shop",
+            "SELECT count(*) FROM pg_views WHERE viewname = 'pv'",
+        );
+        assert_eq!(views, "0");
+        let tables = pg.psql_direct(
+            "shop",
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'payroll'",
+        );
+        assert_eq!(tables, "1", "payroll was renamed");
+        // Other tables still read.
+        c.simple_query("SELECT count(*) FROM victim").await.unwrap();
+    });
+}
+
+/// A raw protocol client: logs in (trusted) and sends fast-path FunctionCalls, as
+/// libpq's PQfn does; returns each reply's messages up to ReadyForQuery.
+struct RawClient(std::net::TcpStream);
+
+impl RawClient {
+    fn connect(port: u16) -> RawClient {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut body = 196608i32.to_be_bytes().to_vec();
+        for (k, v) in [("user", "agent"), ("database", "shop")] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        out.extend(body);
+        s.write_all(&out).unwrap();
+        let mut c = RawClient(s);
+        c.until_ready();
+        c
+    }
+
+    /// (tag, body) of every message up to and including ReadyForQuery.
+    fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        loop {
+            let mut head = [0u8; 5];
+            self.0.read_exact(&mut head).expect("a reply");
+            let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; len - 4];
+            self.0.read_exact(&mut body).unwrap();
+            let done = head[0] == b'Z';
+            out.push((head[0], body));
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Sends simple queries of raw bytes in one write (pipelined), and returns each
+    /// one's reply.
+    fn pipelined(&mut self, queries: &[&[u8]]) -> Vec<Vec<(u8, Vec<u8>)>> {
+        use std::io::Write;
+        let mut out = Vec::new();
+        for q in queries {
+            out.push(b'Q');
+            out.extend_from_slice(&((q.len() + 5) as i32).to_be_bytes());
+            out.extend_from_slice(q);
+            out.push(0);
+        }
+        self.0.write_all(&out).unwrap();
+        queries.iter().map(|_| self.until_ready()).collect()
+    }
+
+    /// Calls function `oid` with no arguments, text result.
+    fn call(&mut self, oid: u32) -> Vec<(u8, Vec<u8>)> {
+        use std::io::Write;
+        let mut body = oid.to_be_bytes().to_vec();
+        body.extend_from_slice(&0i16.to_be_bytes()); // argument formats
+        body.extend_from_slice(&0i16.to_be_bytes()); // arguments
+        body.extend_from_slice(&0i16.to_be_bytes()); // result format: text
+        let mut msg = vec![b'F'];
+        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        msg.extend(body);
+        self.0.write_all(&msg).unwrap();
+        self.until_ready()
+    }
+}
+
+fn sqlstate_of(reply: &[(u8, Vec<u8>)]) -> Option<String> {
+    let (_, body) = reply.iter().find(|(t, _)| *t == b'E')?;
+    body.split(|b| *b == 0)
+        .find(|f| f.first() == Some(&b'C'))
+        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+}
+
+#[test]
+fn fast_path_calls_are_refused_under_rules_and_their_results_masked() {
+    let pg = PgServer::start();
+    setup(&pg);
+    pg.psql_direct(
+        "shop",
+        "CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);\
+         CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS $$ UPDATE counter SET n = n + 1 RETURNING n $$;\
+         CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS $$ SELECT 'card 4111111111111111 of ann' $$;",
+    );
+    let bump: u32 = pg
+        .psql_direct("shop", "SELECT 'bump'::regproc::oid")
+        .parse()
+        .unwrap();
+    let leak: u32 = pg
+        .psql_direct("shop", "SELECT 'leak'::regproc::oid")
+        .parse()
+        .unwrap();
+
+    // Rules apply and nothing is allowed: every call is refused before it runs.
+    let gw = start(&pg, "");
+    let mut c = RawClient::connect(gw.port);
+    let reply = c.call(bump);
+    assert_eq!(sqlstate_of(&reply).as_deref(), Some("42501"), "{reply:?}");
+    assert_eq!(
+        pg.psql_direct("shop", "SELECT n FROM counter"),
+        "0",
+        "bump() ran"
+    );
+    let reply = c.call(leak);
+    assert_eq!(sqlstate_of(&reply).as_deref(), Some("42501"));
+
+    // Allowed by name: it runs, recorded under its name, and its value is masked for
+    // the client and the archive.
+    let config = format!(
+        "[policy]\nallow_fast_path = [\"leak\"]\n\n\
+         [[deny]]\nname = \"no-destruction\"\nkinds = [\"drop\"]\n\n\
+         [[mask]]\nname = \"pii\"\ndetectors = [\"credit_card\"]\nstrategy = \"redact\"\n\n\
+         [[connections]]\nname = \"shop\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+         upstream_password_env = \"{PASSWORD_ENV}\"\n"
+    );
+    let mut allowed = GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("shop"),
+            flush_interval: "1s",
+            ..Default::default()
+        },
+        &config,
+    );
+    let mut c = RawClient::connect(allowed.port);
+    let reply = c.call(leak);
+    let (_, value) = reply
+        .iter()
+        .find(|(t, _)| *t == b'V')
+        .unwrap_or_else(|| panic!("no function result: {reply:?}"));
+    let text = String::from_utf8_lossy(&value[4..]).into_owned();
+    assert_eq!(text, "card [redacted] of ann");
+    let reply = c.call(bump);
+    assert_eq!(
+        sqlstate_of(&reply).as_deref(),
+        Some("42501"),
+        "not in the list"
+    );
+    assert_eq!(pg.psql_direct("shop", "SELECT n FROM counter"), "0");
+    drop(c);
+    assert!(allowed.stop(), "{}", allowed.log());
+    let archive = support::parquet_dump::decompressed_archive(allowed.archive());
+    let needle = b"4111111111111111";
+    assert!(
+        !archive.windows(needle.len()).any(|w| w == needle),
+        "the raw card number is in the archive"
+    );
+    let rows = support::query_json(
+        allowed.archive(),
+        "SELECT command, status FROM commands WHERE command LIKE '<fast-path%' ORDER BY seq",
+    );
+    let text = serde_json::to_string(&rows).unwrap();
+    assert!(text.contains("<fast-path call of leak(), oid"), "{text}");
+    assert!(text.contains("blocked"), "{text}");
+}
