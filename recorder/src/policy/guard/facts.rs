@@ -590,6 +590,7 @@ pub fn procedural_facts(body: &str, settings: Settings, depth: usize) -> Facts {
                     statements: 1,
                     words: vec![w.clone()],
                     doubt: None,
+                    max_call_depth: 0,
                 };
                 f.merge(words_facts(&single, settings, depth));
             }

@@ -135,6 +135,9 @@ pub struct Lexed {
     pub statements: usize,
     /// The words of each of those statements.
     pub words: Vec<Words>,
+    /// How deeply function calls nest (`f(g(h(…)))`): sqlparser's time grows
+    /// exponentially with it, so the budget bounds it.
+    pub max_call_depth: usize,
     /// Why the server's reading is not certain (an unterminated string or comment, an
     /// invalid escape): then the text is not trusted to the parser.
     pub doubt: Option<String>,
@@ -165,7 +168,46 @@ struct Lexer<'a> {
     current: Words,
     finished: Vec<Words>,
     last: Last,
+    /// For each open parenthesis, whether it opened a function call's arguments.
+    parens: Vec<bool>,
+    calls: usize,
+    max_call_depth: usize,
+    /// Whether the last name read was an unquoted word of `NOT_CALLS`.
+    keyword_last: bool,
 }
+
+/// Words that take a parenthesis without being a function call.
+const NOT_CALLS: &[&str] = &[
+    "IN",
+    "EXISTS",
+    "VALUES",
+    "AS",
+    "ON",
+    "USING",
+    "ANY",
+    "ALL",
+    "SOME",
+    "FROM",
+    "JOIN",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "SELECT",
+    "WITH",
+    "LATERAL",
+    "OVER",
+    "FILTER",
+    "WITHIN",
+    "INTO",
+    "TABLE",
+    "THEN",
+    "ELSE",
+    "WHEN",
+    "RETURNING",
+    "BY",
+    "SET",
+];
 
 /// The previous token, for joining `a . b` into one name.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -190,6 +232,10 @@ pub fn lex(src: &str, settings: Settings) -> Lexed {
         current: Words::default(),
         finished: Vec::new(),
         last: Last::Other,
+        parens: Vec::new(),
+        calls: 0,
+        max_call_depth: 0,
+        keyword_last: false,
     };
     l.run();
     l.end_statement();
@@ -198,6 +244,7 @@ pub fn lex(src: &str, settings: Settings) -> Lexed {
         statements: l.statements,
         words: l.finished,
         doubt: l.doubt,
+        max_call_depth: l.max_call_depth,
     }
 }
 
@@ -233,8 +280,14 @@ impl Lexer<'_> {
         self.last = Last::Other;
     }
 
+    /// Whether the word just read is one that takes a parenthesis without a call.
+    fn after_keyword(&self) -> bool {
+        self.keyword_last
+    }
+
     /// A name part: joined to the name before it across a `.`.
     fn name(&mut self, part: &str) {
+        self.keyword_last = false;
         match (self.last, self.current.names.last_mut()) {
             (Last::Dot, Some(prev)) => {
                 prev.push('.');
@@ -292,14 +345,23 @@ impl Lexer<'_> {
                     self.i += 1;
                 }
                 b'(' | b'[' => {
+                    let call = c == b'(' && self.last == Last::Name && !self.after_keyword();
                     self.token();
                     self.depth += 1;
+                    self.parens.push(call);
+                    if call {
+                        self.calls += 1;
+                        self.max_call_depth = self.max_call_depth.max(self.calls);
+                    }
                     self.out.push(c as char);
                     self.i += 1;
                 }
                 b')' | b']' => {
                     self.token();
                     self.depth = self.depth.saturating_sub(1);
+                    if self.parens.pop() == Some(true) {
+                        self.calls -= 1;
+                    }
                     self.out.push(c as char);
                     self.i += 1;
                 }
@@ -637,9 +699,11 @@ impl Lexer<'_> {
         self.current.at.push(self.out.len());
         self.copy(start, self.i);
         let word = &self.src[start..self.i];
-        self.current.words.push(word.to_uppercase());
+        let upper = word.to_uppercase();
         let folded = word.to_lowercase();
         self.name(&folded);
+        self.keyword_last = NOT_CALLS.contains(&upper.as_str());
+        self.current.words.push(upper);
     }
 
     /// `U&'…'` or `U&"…"`, with an optional `UESCAPE 'c'`.
@@ -924,6 +988,20 @@ mod tests {
         assert_eq!(
             w.from_word(&l.text, 0),
             "DO ' BEGIN EXECUTE ''drop table t''; END ' "
+        );
+    }
+
+    #[test]
+    fn nested_function_calls_are_measured() {
+        assert_eq!(on("SELECT f(g(h(1)), (2))").max_call_depth, 3);
+        assert_eq!(
+            on("SELECT 1 WHERE x IN (SELECT 1) AND EXISTS (SELECT count(*))").max_call_depth,
+            1
+        );
+        assert_eq!(
+            on("SELECT 'f(g(h(' , f(1)").max_call_depth,
+            1,
+            "not in strings"
         );
     }
 

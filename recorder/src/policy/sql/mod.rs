@@ -150,6 +150,13 @@ fn read(text: &str, settings: Settings) -> Reading {
     let lexed = lexer::lex(text, settings);
     let parsed = match &lexed.doubt {
         Some(why) => Err(ParseFailure::Unsure(why.clone())),
+        None if lexed.max_call_depth > budget::MAX_CALL_DEPTH => {
+            Err(ParseFailure::TooComplex(format!(
+                "it nests function calls {} deep; the policy check reads at most {}",
+                lexed.max_call_depth,
+                budget::MAX_CALL_DEPTH
+            )))
+        }
         None => parse(&lexed.text).and_then(|stmts| {
             if stmts.len() == lexed.statements {
                 Ok(stmts)
@@ -315,6 +322,22 @@ mod tests {
         )
         .await;
         assert!(r.is_err(), "{r:?}");
+    }
+
+    #[test]
+    fn deeply_nested_calls_are_too_complex_before_they_are_parsed() {
+        // 30 nested calls would take sqlparser hours; refused at once.
+        let deep = format!("SELECT {}1{}", "f(1, ".repeat(30), ")".repeat(30));
+        let started = std::time::Instant::now();
+        let sql = Sql::new(&deep);
+        assert!(matches!(sql.statements(), Err(ParseFailure::TooComplex(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let fine = format!(
+            "SELECT {}1{}",
+            "f(".repeat(budget::MAX_CALL_DEPTH),
+            ")".repeat(budget::MAX_CALL_DEPTH)
+        );
+        assert!(Sql::new(&fine).statements().is_ok());
     }
 
     #[test]
