@@ -17,9 +17,10 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 /// The most operator tokens a statement the policy check parses may have.
 pub const MAX_OPERATORS: usize = 100_000;
 
-/// The deepest nesting of function calls (`f(g(h(…)))`) the policy check parses:
-/// sqlparser's time doubles with each level (a 100-byte statement 30 calls deep would
-/// hold a thread for hours), so deeper ones are too complex to check.
+/// The deepest nesting of function calls and brackets (`f(g(h(…)))`, `ARRAY[ARRAY[…`)
+/// the policy check parses: sqlparser's time doubles with each level (a 100-byte
+/// statement 30 calls deep would hold a thread for hours), so deeper ones are too
+/// complex to check.
 pub const MAX_CALL_DEPTH: usize = 12;
 
 /// Statements longer than this are not tokenized a second time to count exactly;

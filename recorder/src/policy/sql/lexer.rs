@@ -135,8 +135,8 @@ pub struct Lexed {
     pub statements: usize,
     /// The words of each of those statements.
     pub words: Vec<Words>,
-    /// How deeply function calls nest (`f(g(h(…)))`): sqlparser's time grows
-    /// exponentially with it, so the budget bounds it.
+    /// How deeply function calls and brackets nest (`f(g(h(…)))`, `ARRAY[ARRAY[…`):
+    /// sqlparser's time grows exponentially with it, so the budget bounds it.
     pub max_call_depth: usize,
     /// Why the server's reading is not certain (an unterminated string or comment, an
     /// invalid escape): then the text is not trusted to the parser.
@@ -345,7 +345,10 @@ impl Lexer<'_> {
                     self.i += 1;
                 }
                 b'(' | b'[' => {
-                    let call = c == b'(' && self.last == Last::Name && !self.after_keyword();
+                    // A call's parenthesis or any bracket (subscripts, ARRAY[…]):
+                    // the nestings sqlparser backtracks through.
+                    let call = c == b'['
+                        || (c == b'(' && self.last == Last::Name && !self.after_keyword());
                     self.token();
                     self.depth += 1;
                     self.parens.push(call);

@@ -152,7 +152,7 @@ fn read(text: &str, settings: Settings) -> Reading {
         Some(why) => Err(ParseFailure::Unsure(why.clone())),
         None if lexed.max_call_depth > budget::MAX_CALL_DEPTH => {
             Err(ParseFailure::TooComplex(format!(
-                "it nests function calls {} deep; the policy check reads at most {}",
+                "it nests function calls and brackets {} deep; the policy check reads at most {}",
                 lexed.max_call_depth,
                 budget::MAX_CALL_DEPTH
             )))
@@ -332,6 +332,11 @@ mod tests {
         let sql = Sql::new(&deep);
         assert!(matches!(sql.statements(), Err(ParseFailure::TooComplex(_))));
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let arrays = format!("SELECT {}y", "ARRAY[".repeat(30));
+        assert!(matches!(
+            Sql::new(&arrays).statements(),
+            Err(ParseFailure::TooComplex(_))
+        ));
         let fine = format!(
             "SELECT {}1{}",
             "f(".repeat(budget::MAX_CALL_DEPTH),
