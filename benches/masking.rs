@@ -55,6 +55,7 @@ fn rules() -> MaskRules {
                 groups: Vec::new(),
                 exempt_groups: Vec::new(),
                 record_raw: false,
+                scrub_commands: true,
             },
             MaskRule {
                 name: "pii".into(),
@@ -65,6 +66,7 @@ fn rules() -> MaskRules {
                 groups: Vec::new(),
                 exempt_groups: Vec::new(),
                 record_raw: false,
+                scrub_commands: true,
             },
         ],
         [7; 32],

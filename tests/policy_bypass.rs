@@ -521,3 +521,99 @@ fn fast_path_calls_are_refused_under_rules_and_their_results_masked() {
     assert!(text.contains("<fast-path call of leak(), oid"), "{text}");
     assert!(text.contains("blocked"), "{text}");
 }
+
+#[test]
+fn card_numbers_the_client_sends_reach_the_upstream_but_not_the_archive() {
+    let pg = PgServer::start();
+    setup(&pg);
+    pg.psql_direct("shop", "CREATE TABLE cards (id int, card text)");
+    let config = format!(
+        "[[mask]]\nname = \"pci\"\ndetectors = [\"credit_card\"]\nstrategy = \"redact\"\n\n\
+         [[connections]]\nname = \"shop\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+         upstream_password_env = \"{PASSWORD_ENV}\"\n"
+    );
+    let mut gw = GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("shop"),
+            flush_interval: "1s",
+            ..Default::default()
+        },
+        &config,
+    );
+    // A literal (simple query), a bind parameter (extended), and a COPY row.
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=agent dbname=shop",
+            gw.port
+        ))
+        .args([
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "INSERT INTO cards VALUES (1, '4111111111111111')",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime().block_on(async {
+        let c = login(gw.port).await;
+        c.execute(
+            "INSERT INTO cards VALUES (2, $1)",
+            &[&"5500 0000 0000 0004"],
+        )
+        .await
+        .unwrap();
+    });
+    let mut copy = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=agent dbname=shop",
+            gw.port
+        ))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", "COPY cards FROM STDIN"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = copy.stdin.take().unwrap();
+        stdin.write_all(b"3\t378282246310005\n").unwrap();
+    }
+    assert!(copy.wait().unwrap().success());
+    // The upstream got every value exactly.
+    let stored = pg.psql_direct(
+        "shop",
+        "SELECT string_agg(card, ',' ORDER BY id) FROM cards",
+    );
+    assert_eq!(
+        stored,
+        "4111111111111111,5500 0000 0000 0004,378282246310005"
+    );
+    assert!(gw.stop(), "{}", gw.log());
+    let archive = support::parquet_dump::decompressed_archive(gw.archive());
+    for raw in [
+        &b"4111111111111111"[..],
+        b"5500 0000 0000 0004",
+        b"378282246310005",
+    ] {
+        assert!(
+            !archive.windows(raw.len()).any(|w| w == raw),
+            "{} is in the archive",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let rows = support::query_json(
+        gw.archive(),
+        "SELECT command, masked FROM events WHERE direction = 'client' AND cardinality(masked) > 0 ORDER BY seq",
+    );
+    let text = serde_json::to_string(&rows).unwrap();
+    assert!(
+        text.contains("INSERT INTO cards VALUES (1, '[redacted]')"),
+        "{text}"
+    );
+    assert!(text.contains("pci/detector:credit_card"), "{text}");
+}

@@ -46,6 +46,9 @@ pub struct MaskSection {
     pub exempt_groups: Vec<String>,
     #[serde(default)]
     pub record_raw: bool,
+    /// Whether the rule's detectors also mask the recorded command text, bind
+    /// parameters and COPY input [default: true]; the upstream always gets them as sent.
+    pub scrub_commands: Option<bool>,
 }
 
 /// A validation failure: the key, what is wrong, how to fix it.
@@ -163,6 +166,7 @@ pub fn mask_rules(
             groups: m.groups.clone(),
             exempt_groups: m.exempt_groups.clone(),
             record_raw: m.record_raw,
+            scrub_commands: m.scrub_commands.unwrap_or(true),
         });
     }
     let out = MaskRules::new(rules, hash_key.unwrap_or_default());

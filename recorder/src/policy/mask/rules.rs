@@ -28,6 +28,9 @@ pub struct MaskRule {
     pub exempt_groups: Vec<String>,
     /// Whether an exempt caller's raw values are also what the archive keeps.
     pub record_raw: bool,
+    /// Whether its detectors also scrub what the client sent (commands, bind
+    /// parameters, COPY input) in the archive; false keeps literal queries.
+    pub scrub_commands: bool,
 }
 
 impl MaskRule {
@@ -59,6 +62,9 @@ pub struct SessionMasking {
     pub record: Option<Arc<SessionMasker>>,
     /// Whether the record differs from what the client got.
     pub split: bool,
+    /// What scrubs the client's commands in the archive (the recorded rules that
+    /// keep `scrub_commands`).
+    pub commands: Option<Arc<SessionMasker>>,
 }
 
 impl SessionMasking {
@@ -110,10 +116,16 @@ impl MaskRules {
             }
         }
         let split = client != record;
+        let commands: Vec<usize> = record
+            .iter()
+            .copied()
+            .filter(|&i| self.rules[i].scrub_commands)
+            .collect();
         SessionMasking {
             client: self.compiled(client),
             record: if split { self.compiled(record) } else { None },
             split,
+            commands: self.compiled(commands),
         }
     }
 
@@ -157,7 +169,20 @@ mod tests {
             groups: vec![],
             exempt_groups: exempt.iter().map(|s| s.to_string()).collect(),
             record_raw,
+            scrub_commands: true,
         }
+    }
+
+    #[test]
+    fn a_rule_may_keep_literal_commands() {
+        let mut keep = rule("keep", &[], false);
+        keep.scrub_commands = false;
+        let rules = MaskRules::new(vec![keep, rule("scrub", &[], false)], [1; 32]);
+        assert!(rules.for_session("c", &[]).commands.is_some());
+        let rules = MaskRules::new(vec![rules.rules[0].clone()], [1; 32]);
+        let m = rules.for_session("c", &[]);
+        assert!(m.client.is_some(), "values are still masked");
+        assert!(m.commands.is_none(), "commands are kept literal");
     }
 
     #[test]

@@ -205,6 +205,7 @@ mod tests {
             groups: vec![],
             exempt_groups: vec![],
             record_raw: false,
+            scrub_commands: true,
         }
     }
 

@@ -111,7 +111,11 @@ impl SessionState {
     }
 
     /// Appends an event to the session chain.
-    pub fn record(&self, draft: EventDraft) -> Result<(), TapError> {
+    pub fn record(&self, mut draft: EventDraft) -> Result<(), TapError> {
+        if draft.direction == tapline_store::Direction::Client || draft.command.is_some() {
+            self.masking
+                .scrub_client_event(&mut draft, self.encoding.client());
+        }
         match self.with(|r| r.record(draft)) {
             Some(result) => result.map(|_| ()).map_err(TapError::from),
             None => Ok(()),

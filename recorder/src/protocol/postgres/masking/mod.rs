@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod column_plan;
+pub mod command_scrub;
 pub mod copy_out;
 pub mod data_row;
 pub mod function_result;
@@ -33,6 +34,8 @@ pub struct PgMasking {
     maskers: [Option<Arc<SessionMasker>>; 2],
     /// Whether the two differ (else one pass serves both).
     split: bool,
+    /// What scrubs the client's commands, parameters and COPY input in the archive.
+    commands: Option<Arc<SessionMasker>>,
     pub catalog: Catalog,
 }
 
@@ -79,7 +82,16 @@ impl PgMasking {
         PgMasking {
             split: masking.split,
             maskers: [masking.client.clone(), masking.for_record().cloned()],
+            commands: masking.commands.clone(),
             catalog,
+        }
+    }
+
+    /// Scrubs what the client sent from an event before it is recorded (the upstream
+    /// got it as sent), and the command a result event repeats.
+    pub fn scrub_client_event(&self, draft: &mut tapline_store::EventDraft, enc: PgEncoding) {
+        if let Some(m) = &self.commands {
+            command_scrub::scrub(m, draft, enc);
         }
     }
 
