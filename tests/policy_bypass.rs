@@ -386,13 +386,17 @@ impl RawClient {
         c
     }
 
-    /// (tag, body) of every message up to and including ReadyForQuery.
+    /// (tag, body) of every message up to and including ReadyForQuery, or up to the
+    /// end of the connection.
     fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
         use std::io::Read;
         let mut out = Vec::new();
         loop {
             let mut head = [0u8; 5];
-            self.0.read_exact(&mut head).expect("a reply");
+            if self.0.read_exact(&mut head).is_err() {
+                // The gateway closed the session (after a FATAL).
+                return out;
+            }
             let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
             let mut body = vec![0u8; len - 4];
             self.0.read_exact(&mut body).unwrap();
@@ -616,4 +620,54 @@ fn card_numbers_the_client_sends_reach_the_upstream_but_not_the_archive() {
         "{text}"
     );
     assert!(text.contains("pci/detector:credit_card"), "{text}");
+}
+
+#[test]
+fn a_connection_can_keep_its_sessions_to_the_encodings_it_expects() {
+    let pg = PgServer::start();
+    setup(&pg);
+    let config = format!(
+        "[policy]\nclient_encodings = [\"UTF8\", \"LATIN1\"]\n\n\
+         [[deny]]\nname = \"no-destruction\"\nkinds = [\"drop\"]\n\n\
+         [[connections]]\nname = \"shop\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+         upstream_password_env = \"{PASSWORD_ENV}\"\n"
+    );
+    let gw = GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("shop"),
+            flush_interval: "1s",
+            ..Default::default()
+        },
+        &config,
+    );
+    let psql = |encoding: &str, sql: &str| {
+        Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={} user=agent dbname=shop",
+                gw.port
+            ))
+            .env("PGCLIENTENCODING", encoding)
+            .args(["-X", "-A", "-t", "-c", sql])
+            .output()
+            .unwrap()
+    };
+    let ok = psql("LATIN1", "SHOW client_encoding");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "LATIN1");
+    let refused = psql("SJIS", "SELECT 1");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(err.contains("client_encoding SJIS is not allowed"), "{err}");
+    assert!(err.contains("allowed: UTF8, LATIN1"), "{err}");
+    // A switch after login ends the session as soon as the server reports it.
+    let mut raw = RawClient::connect(gw.port);
+    let replies = raw.pipelined(&[b"SET client_encoding = 'BIG5'"]);
+    let fatal = replies[0]
+        .iter()
+        .any(|(t, body)| *t == b'E' && String::from_utf8_lossy(body).contains("22023"));
+    assert!(fatal, "{:?}", replies[0]);
 }

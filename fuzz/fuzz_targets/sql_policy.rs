@@ -32,6 +32,7 @@ fn guard() -> Arc<SessionGuard> {
                 unparseable: Unparseable::Closed,
                 unparseable_closed_groups: Vec::new(),
                 allow_fast_path: Vec::new(),
+                client_encodings: Vec::new(),
             };
             Arc::new(rules.for_session("pg", &[]))
         })

@@ -123,6 +123,7 @@ pub fn approvals(
         unparseable: Unparseable::Open,
         unparseable_closed_groups: Vec::new(),
         allow_fast_path: Vec::new(),
+        client_encodings: Vec::new(),
     };
     let mut by_name = HashMap::new();
     for (i, a) in rules.iter().enumerate() {

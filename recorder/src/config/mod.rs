@@ -74,6 +74,10 @@ pub struct PolicySection {
     /// optionally `schema.name`); every other fast-path call is refused there.
     #[serde(default)]
     pub allow_fast_path: Vec<String>,
+    /// Client encodings a session under rules may use (empty: any); another one,
+    /// at login or after a SET, ends the session with FATAL 22023.
+    #[serde(default)]
+    pub client_encodings: Vec<String>,
 }
 
 /// `[[deny]]`: one deny rule.
@@ -651,6 +655,18 @@ fn deny_rules(
         }
     }
     out.allow_fast_path = file.policy.allow_fast_path.clone();
+    for (i, e) in file.policy.client_encodings.iter().enumerate() {
+        match crate::protocol::postgres::encoding::PgEncoding::by_name(e) {
+            Some(enc) => out.client_encodings.push(enc.name.to_string()),
+            None => {
+                return Err(at(
+                    format!("policy.client_encodings[{i}]"),
+                    format!("`{e}` is not a PostgreSQL encoding"),
+                    "use names as PostgreSQL spells them, e.g. client_encodings = [\"UTF8\", \"LATIN1\"]",
+                ));
+            }
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, d) in file.deny.iter().enumerate() {
         let rule = compile_rule(d, &format!("deny[{i}]"), connections).map_err(

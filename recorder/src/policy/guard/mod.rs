@@ -63,6 +63,8 @@ pub struct DenyRules {
     pub unparseable_closed_groups: Vec<String>,
     /// Functions a fast-path call may reach where rules apply (`allow_fast_path`).
     pub allow_fast_path: Vec<String>,
+    /// Client encodings a session under rules may use (`client_encodings`); empty: any.
+    pub client_encodings: Vec<String>,
 }
 
 impl Default for DenyRules {
@@ -72,6 +74,7 @@ impl Default for DenyRules {
             unparseable: Unparseable::Open,
             unparseable_closed_groups: vec!["agents".into()],
             allow_fast_path: Vec::new(),
+            client_encodings: Vec::new(),
         }
     }
 }

@@ -296,6 +296,9 @@ impl BackendState {
                 if let Ok((name, value)) = parameter_status::parse(body) {
                     if name == "client_encoding" {
                         state.encoding.set_client(&value);
+                        if let Some(why) = state.client_encodings.refuses(&value) {
+                            return Err(TapError::SettingRefused(why));
+                        }
                     }
                     state.sql_settings.report(&name, &value);
                 }

@@ -18,6 +18,9 @@ pub enum TapError {
     Protocol(String),
     #[error("the client sent nothing for {0} s during startup")]
     Timeout(u64),
+    /// A setting the policy does not allow took effect (SQLSTATE 22023).
+    #[error("{0}")]
+    SettingRefused(String),
     #[error(transparent)]
     Store(#[from] tapline_store::StoreError),
 }
@@ -30,6 +33,7 @@ impl TapError {
             // disk_full: the spool cannot take more until the archive catches up.
             TapError::Store(StoreError::SpoolFull { .. } | StoreError::SpoolFailed) => "53100",
             TapError::Store(_) => "58000",
+            TapError::SettingRefused(_) => "22023",
             _ => "08P01",
         };
         super::error_response::gateway_error(

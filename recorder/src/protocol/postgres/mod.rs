@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backend_pump;
 pub mod cancel;
 pub mod client_auth;
+pub mod client_encodings;
 pub mod encoding;
 pub mod error_response;
 pub mod fast_path;
@@ -279,6 +280,18 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         guarded: !guard.is_empty() || !approvals.is_empty(),
         ..Default::default()
     };
+    let client_encodings = client_encodings::ClientEncodings {
+        allowed: ctx.deny.client_encodings.clone(),
+        guarded: fast_path.guarded,
+    };
+    if let Some(why) = client_encodings.refuses(encoding.name) {
+        tracing::info!(session = %session_id, encoding = encoding.name, "client encoding refused");
+        let _ = client
+            .write_all(&gateway_error("FATAL", "22023", why, None))
+            .await;
+        let _ = recorder.end("client_encoding_refused");
+        return;
+    }
     if fast_path.guarded && !ctx.deny.allow_fast_path.is_empty() {
         match fast_path::lookup(
             &mut up.stream,
@@ -364,6 +377,7 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         approvals,
         holds: ctx.holds.clone(),
         fast_path,
+        client_encodings,
     };
     let who = SessionWho {
         session_id: session_id.to_string(),

@@ -2,6 +2,7 @@
 //! requests, and the client's write half (so either side can tell the client why the
 //! session ends).
 
+use super::client_encodings::ClientEncodings;
 use super::encoding::SessionEncoding;
 use super::fast_path::FastPath;
 use super::io::TapError;
@@ -36,6 +37,8 @@ pub struct SessionPolicy {
     pub holds: Holds,
     /// Which fast-path calls are refused.
     pub fast_path: FastPath,
+    /// Which client encodings the session may use.
+    pub client_encodings: ClientEncodings,
 }
 
 /// Shared by the frontend and backend pump of one session.
@@ -57,6 +60,8 @@ pub struct SessionState {
     pub holds: Holds,
     /// Which fast-path calls are refused, and their functions' names.
     pub fast_path: FastPath,
+    /// Which client encodings the session may use.
+    pub client_encodings: ClientEncodings,
     pub who: SessionWho,
     /// The client encoding, as the server last reported it.
     pub encoding: SessionEncoding,
@@ -86,6 +91,7 @@ impl SessionState {
             approvals: Arc::new(policy.approvals),
             holds: policy.holds,
             fast_path: policy.fast_path,
+            client_encodings: policy.client_encodings,
             who,
             encoding: SessionEncoding::default(),
             sql_settings: LiveSettings::default(),
