@@ -56,21 +56,6 @@ async fn connect(gw: &GatewayProc, user: &str) -> tokio_postgres::Client {
     client
 }
 
-fn startup_packet(user: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608i32.to_be_bytes());
-    for (k, v) in [("user", user), ("database", "postgres")] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    out.extend(body);
-    out
-}
-
 #[test]
 fn hostile_statements_and_values_end_no_other_session_and_never_the_gateway() {
     let pg = PgServer::start();
@@ -218,7 +203,8 @@ fn hostile_statements_and_values_end_no_other_session_and_never_the_gateway() {
     let port = gw.port;
     let reply = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(&startup_packet("mallory")).unwrap();
+        s.write_all(&support::startup_packet("mallory", "postgres"))
+            .unwrap();
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf);
         s.write_all(b"P\0\0\0\x09\xff\xff\xff\xff\xff").unwrap();

@@ -370,17 +370,8 @@ impl RawClient {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
             .unwrap();
-        let mut body = 196608i32.to_be_bytes().to_vec();
-        for (k, v) in [("user", "agent"), ("database", "shop")] {
-            body.extend_from_slice(k.as_bytes());
-            body.push(0);
-            body.extend_from_slice(v.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-        out.extend(body);
-        s.write_all(&out).unwrap();
+        s.write_all(&support::startup_packet("agent", "shop"))
+            .unwrap();
         let mut c = RawClient(s);
         c.until_ready();
         c

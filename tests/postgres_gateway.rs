@@ -440,20 +440,6 @@ fn twenty_concurrent_sessions_and_pgbench_are_all_recorded() {
     verify_ok(&gw);
 }
 
-fn startup_packet(user: &str) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", user), ("database", "postgres")] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    msg.extend_from_slice(&body);
-    msg
-}
-
 /// Reads until ReadyForQuery ('Z', length 5) appears.
 fn read_until_ready(s: &mut std::net::TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
@@ -484,13 +470,15 @@ fn malformed_and_oversized_messages_close_only_their_own_session() {
         let port = gw.port;
         let (malformed, oversized) = tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.write_all(&startup_packet("mallory")).unwrap();
+            s.write_all(&support::startup_packet("mallory", "postgres"))
+                .unwrap();
             read_until_ready(&mut s);
             s.write_all(b"Q\0\0\0\x02").unwrap();
             let malformed = read_to_end(&mut s);
 
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.write_all(&startup_packet("mallory")).unwrap();
+            s.write_all(&support::startup_packet("mallory", "postgres"))
+                .unwrap();
             read_until_ready(&mut s);
             s.write_all(b"Q\x7f\0\0\0select").unwrap();
             let oversized = read_to_end(&mut s);

@@ -80,3 +80,19 @@ pub fn env_num(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A protocol 3.0 StartupMessage for `user` on `database`, for raw-socket tests
+/// (malformed input, fast-path calls, pipelined bytes).
+pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
+    let mut body = 196608i32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", database)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
