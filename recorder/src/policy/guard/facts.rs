@@ -38,6 +38,13 @@ const DYNAMIC_SQL: &[(&str, SqlArgs)] = &[
     ("crosstab4", SqlArgs::All),
 ];
 
+/// Whether `name` (unqualified, any case) is a function that runs SQL text.
+pub fn is_dynamic_sql_function(name: &str) -> bool {
+    DYNAMIC_SQL
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
 /// Functions that read a whole table named by a string (a `regclass`).
 const TABLE_BY_NAME: &[&str] = &[
     "table_to_xml",
@@ -591,6 +598,8 @@ pub fn procedural_facts(body: &str, settings: Settings, depth: usize) -> Facts {
                     words: vec![w.clone()],
                     doubt: None,
                     max_call_depth: 0,
+                    max_name_parts: 0,
+                    max_depth: 0,
                 };
                 f.merge(words_facts(&single, settings, depth));
             }

@@ -17,11 +17,23 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 /// The most operator tokens a statement the policy check parses may have.
 pub const MAX_OPERATORS: usize = 100_000;
 
-/// The deepest nesting of function calls and brackets (`f(g(h(…)))`, `ARRAY[ARRAY[…`)
-/// the policy check parses: sqlparser's time doubles with each level (a 100-byte
-/// statement 30 calls deep would hold a thread for hours), so deeper ones are too
-/// complex to check.
-pub const MAX_CALL_DEPTH: usize = 12;
+/// The deepest nesting of function calls, brackets and `NOT (` (`f(g(h(…)))`,
+/// `ARRAY[ARRAY[…`, `NOT (NOT (…`) the policy check parses: sqlparser's time doubles
+/// or more with each level (a 100-byte statement 30 calls deep would hold a thread
+/// for hours, 14 `NOT (` took 12 s), so deeper ones are too complex to check.
+pub const MAX_CALL_DEPTH: usize = 10;
+
+/// The deepest nesting of parentheses and brackets of any kind the policy check
+/// parses: at each `(` sqlparser tries a subquery, a nested join and an expression,
+/// so on a text it cannot parse its time multiplies with every level (found by
+/// fuzzing: 224 bytes of `((((NOT((((…` held a thread for 3 minutes).
+pub const MAX_NESTING: usize = 16;
+
+/// The most parts of one dotted name (`a.b.c.d`) the policy check parses: before a
+/// subscript sqlparser backtracks through every part, doubling its time per part (24
+/// parts held a thread for 15 s). PostgreSQL's own names have at most four parts;
+/// field selections add a few.
+pub const MAX_NAME_PARTS: usize = 10;
 
 /// Statements longer than this are not tokenized a second time to count exactly;
 /// their rough count (which overcounts) must fit the budget on its own.

@@ -138,6 +138,13 @@ pub struct Lexed {
     /// How deeply function calls and brackets nest (`f(g(h(…)))`, `ARRAY[ARRAY[…`):
     /// sqlparser's time grows exponentially with it, so the budget bounds it.
     pub max_call_depth: usize,
+    /// The most parts of one dotted name (`a.b.c`): sqlparser backtracks through each
+    /// part before a subscript, doubling its time per part, so the budget bounds it.
+    pub max_name_parts: usize,
+    /// How deeply parentheses and brackets of any kind nest: sqlparser tries a
+    /// subquery, a nested join and an expression at each `(`, so its time on a text
+    /// it cannot parse grows exponentially with the nesting too.
+    pub max_depth: usize,
     /// Why the server's reading is not certain (an unterminated string or comment, an
     /// invalid escape): then the text is not trusted to the parser.
     pub doubt: Option<String>,
@@ -172,6 +179,11 @@ struct Lexer<'a> {
     parens: Vec<bool>,
     calls: usize,
     max_call_depth: usize,
+    /// The deepest nesting of parentheses and brackets of any kind.
+    max_depth: usize,
+    /// Parts of the dotted name being read, and the most of any.
+    name_parts: usize,
+    max_name_parts: usize,
     /// Whether the last name read was an unquoted word of `NOT_CALLS`.
     keyword_last: bool,
 }
@@ -192,7 +204,6 @@ const NOT_CALLS: &[&str] = &[
     "WHERE",
     "AND",
     "OR",
-    "NOT",
     "SELECT",
     "WITH",
     "LATERAL",
@@ -235,6 +246,9 @@ pub fn lex(src: &str, settings: Settings) -> Lexed {
         parens: Vec::new(),
         calls: 0,
         max_call_depth: 0,
+        max_depth: 0,
+        name_parts: 0,
+        max_name_parts: 0,
         keyword_last: false,
     };
     l.run();
@@ -245,6 +259,8 @@ pub fn lex(src: &str, settings: Settings) -> Lexed {
         words: l.finished,
         doubt: l.doubt,
         max_call_depth: l.max_call_depth,
+        max_name_parts: l.max_name_parts,
+        max_depth: l.max_depth,
     }
 }
 
@@ -292,9 +308,14 @@ impl Lexer<'_> {
             (Last::Dot, Some(prev)) => {
                 prev.push('.');
                 prev.push_str(part);
+                self.name_parts += 1;
             }
-            _ => self.current.names.push(part.to_string()),
+            _ => {
+                self.current.names.push(part.to_string());
+                self.name_parts = 1;
+            }
         }
+        self.max_name_parts = self.max_name_parts.max(self.name_parts);
         self.in_statement = true;
         self.last = Last::Name;
     }
@@ -351,6 +372,7 @@ impl Lexer<'_> {
                         || (c == b'(' && self.last == Last::Name && !self.after_keyword());
                     self.token();
                     self.depth += 1;
+                    self.max_depth = self.max_depth.max(self.depth);
                     self.parens.push(call);
                     if call {
                         self.calls += 1;

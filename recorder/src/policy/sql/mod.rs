@@ -157,6 +157,18 @@ fn read(text: &str, settings: Settings) -> Reading {
                 budget::MAX_CALL_DEPTH
             )))
         }
+        None if lexed.max_depth > budget::MAX_NESTING => Err(ParseFailure::TooComplex(format!(
+            "it nests parentheses {} deep; the policy check reads at most {}",
+            lexed.max_depth,
+            budget::MAX_NESTING
+        ))),
+        None if lexed.max_name_parts > budget::MAX_NAME_PARTS => {
+            Err(ParseFailure::TooComplex(format!(
+                "it has a name of {} dotted parts; the policy check reads at most {}",
+                lexed.max_name_parts,
+                budget::MAX_NAME_PARTS
+            )))
+        }
         None => parse(&lexed.text).and_then(|stmts| {
             if stmts.len() == lexed.statements {
                 Ok(stmts)
@@ -343,6 +355,33 @@ mod tests {
             ")".repeat(budget::MAX_CALL_DEPTH)
         );
         assert!(Sql::new(&fine).statements().is_ok());
+    }
+
+    #[test]
+    fn long_dotted_names_are_too_complex_before_they_are_parsed() {
+        // Found by fuzzing: before an unclosed subscript sqlparser's time doubles
+        // with every part of a dotted name (24 parts took 15 s).
+        let parts: Vec<String> = (0..30).map(|i| format!("x{i}")).collect();
+        let long = format!("SELECT {}[", parts.join("."));
+        assert!(matches!(
+            Sql::new(&long).statements(),
+            Err(ParseFailure::TooComplex(why)) if why.contains("30 dotted parts")
+        ));
+        let usual = "SELECT db.sch.tbl.col, (t).f.g[1] FROM sch.tbl t";
+        // And parentheses of any kind, past the depth real statements use.
+        let nots = format!("SELECT {}x FRO", "(NOT ".repeat(14));
+        assert!(matches!(
+            Sql::new(&nots).statements(),
+            Err(ParseFailure::TooComplex(_))
+        ));
+        let parens = format!("SELECT {}1{}", "(".repeat(20), ")".repeat(20));
+        assert!(matches!(
+            Sql::new(&parens).statements(),
+            Err(ParseFailure::TooComplex(why)) if why.contains("20 deep")
+        ));
+        let nested = format!("SELECT {}1{}", "(".repeat(16), ")".repeat(16));
+        assert!(Sql::new(&nested).statements().is_ok());
+        assert!(Sql::new(usual).statements().is_ok());
     }
 
     #[test]
