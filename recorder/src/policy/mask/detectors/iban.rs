@@ -32,7 +32,7 @@ pub fn iban_ok(text: &str) -> bool {
 }
 
 /// The pattern candidates are found with; each is then checked with mod 97.
-pub const PATTERN: &str = r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b";
+pub const PATTERN: &str = r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)";
 
 #[cfg(test)]
 mod tests {

@@ -1,30 +1,24 @@
 //! Value detectors: what a sensitive value looks like wherever it appears in a result
-//! (a cell, a COPY row, an error's detail). Each detector is a pattern, and where the
-//! format has a checksum (card numbers, IBANs) or a strict grammar (IPv6, SSN ranges)
-//! candidates are validated, so lookalikes are left alone.
+//! (a cell, a COPY row, an error's detail). Card numbers, SSNs and emails are found by
+//! scanners of their own that need no word boundary, because SQL can glue a value to
+//! anything (`'9' || card`, `string_agg(card, '')`); the others are patterns (with
+//! ASCII word boundaries, which keep the regex engine on its fast path for any text).
+//! Where the format has a checksum (card numbers, IBANs) or a strict grammar (IPv6,
+//! SSN ranges) candidates are validated, so lookalikes are left alone.
 
+pub mod card_number;
+pub mod email;
 pub mod iban;
-pub mod luhn;
+pub mod ssn;
 
 use regex::Regex;
 
-/// Whether `candidate`'s digits (separators ignored) are a possible US SSN: nine
-/// digits, area not 000, 666 or 9xx, group not 00, serial not 0000. Reads characters,
-/// never byte offsets, so no input can make it slice inside a character.
-pub fn ssn_ok(candidate: &str) -> bool {
-    let d: Vec<u8> = candidate
-        .chars()
-        .filter_map(|c| c.to_digit(10).map(|v| v as u8))
-        .collect();
-    if d.len() != 9 {
-        return false;
-    }
-    let area = &d[..3];
-    area != [0, 0, 0]
-        && area != [6, 6, 6]
-        && area[0] != 9
-        && d[3..5] != [0, 0]
-        && d[5..] != [0, 0, 0, 0]
+/// What a detector knows about the value it scans beyond its text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The value comes from a column about SSNs (by its name or its sources), so
+    /// nine bare digits are one.
+    pub ssn_column: bool,
 }
 
 /// One kind of sensitive value.
@@ -108,24 +102,23 @@ impl Detector {
         }
     }
 
-    /// The pattern candidates are found with.
-    pub fn pattern(&self) -> &str {
-        match self {
-            Detector::CreditCard => luhn::PATTERN,
-            Detector::Email => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-            Detector::UsSsn => r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
+    /// The pattern candidates are found with; `None` for the detectors that scan
+    /// with their own code (card numbers, SSNs, emails).
+    pub fn pattern(&self) -> Option<&str> {
+        Some(match self {
+            Detector::CreditCard | Detector::Email | Detector::UsSsn => return None,
             Detector::Iban => iban::PATTERN,
             Detector::Phone => {
-                r"(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{3}\)|\b[0-9]{3})[ .-][0-9]{3}[ .-][0-9]{4}\b|\+[0-9]{8,15}\b"
+                r"(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{3}\)|(?-u:\b)[0-9]{3})[ .-][0-9]{3}[ .-][0-9]{4}(?-u:\b)|\+[0-9]{8,15}(?-u:\b)"
             }
             Detector::Ipv4 => {
-                r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b"
+                r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)"
             }
             Detector::Ipv6 => r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}",
-            Detector::Jwt => r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
-            Detector::AwsAccessKeyId => r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
+            Detector::Jwt => r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            Detector::AwsAccessKeyId => r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
             Detector::AzureStorageKey => r"[A-Za-z0-9+/]{86}==",
-            Detector::AzureSasToken => r"\bsig=[A-Za-z0-9%+/]{16,}(?:%3D|=){0,2}",
+            Detector::AzureSasToken => r"(?-u:\b)sig=[A-Za-z0-9%+/]{16,}(?:%3D|=){0,2}",
             Detector::AzureConnectionString => {
                 r"(?i)(?:DefaultEndpointsProtocol=[^;\s]+;)?AccountName=[^;\s]+;AccountKey=[^;\s]+(?:;[A-Za-z]+=[^;\s]+)*"
             }
@@ -133,15 +126,24 @@ impl Detector {
                 r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"
             }
             Detector::Custom { pattern, .. } => pattern,
+        })
+    }
+
+    /// Appends what a scanning detector finds in `text` (folded) to `out`; pattern
+    /// detectors find nothing here.
+    pub fn scan(&self, text: &str, context: Context, out: &mut Vec<(usize, usize)>) {
+        match self {
+            Detector::CreditCard => card_number::find(text, out),
+            Detector::Email => email::find(text, out),
+            Detector::UsSsn => ssn::find(text, context.ssn_column, out),
+            _ => {}
         }
     }
 
     /// Whether a candidate the pattern found is really one of these values.
     pub fn confirm(&self, candidate: &str) -> bool {
         match self {
-            Detector::CreditCard => luhn::luhn_ok(candidate),
             Detector::Iban => iban::iban_ok(candidate),
-            Detector::UsSsn => ssn_ok(candidate),
             Detector::Ipv6 => {
                 candidate.matches(':').count() >= 2
                     && candidate.parse::<std::net::Ipv6Addr>().is_ok()
@@ -150,8 +152,11 @@ impl Detector {
         }
     }
 
-    /// The compiled pattern; the error names the detector.
-    pub fn compile(&self) -> Result<Regex, String> {
-        Regex::new(self.pattern()).map_err(|e| format!("detector `{}`: {e}", self.name()))
+    /// The compiled pattern (`None` for a scanning detector); the error names the
+    /// detector.
+    pub fn compile(&self) -> Result<Option<Regex>, String> {
+        self.pattern()
+            .map(|p| Regex::new(p).map_err(|e| format!("detector `{}`: {e}", self.name())))
+            .transpose()
     }
 }
