@@ -15,6 +15,7 @@ mod support;
 use std::process::Command;
 use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
 use support::postgres::PgServer;
+use support::raw_client::{RawClient, sqlstate_of};
 
 const KINDS: &str = r#"["drop", "truncate", "alter_role", "alter_role_password", "create_role",
   "grant", "revoke", "copy_program", "delete_without_where", "update_without_where",
@@ -362,80 +363,6 @@ fn table_rules_cover_every_form_that_reads_the_table() {
 
 /// A raw protocol client: logs in (trusted) and sends fast-path FunctionCalls, as
 /// libpq's PQfn does; returns each reply's messages up to ReadyForQuery.
-struct RawClient(std::net::TcpStream);
-
-impl RawClient {
-    fn connect(port: u16) -> RawClient {
-        use std::io::Write;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
-        s.write_all(&support::startup_packet("agent", "shop"))
-            .unwrap();
-        let mut c = RawClient(s);
-        c.until_ready();
-        c
-    }
-
-    /// (tag, body) of every message up to and including ReadyForQuery, or up to the
-    /// end of the connection.
-    fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        loop {
-            let mut head = [0u8; 5];
-            if self.0.read_exact(&mut head).is_err() {
-                // The gateway closed the session (after a FATAL).
-                return out;
-            }
-            let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
-            let mut body = vec![0u8; len - 4];
-            self.0.read_exact(&mut body).unwrap();
-            let done = head[0] == b'Z';
-            out.push((head[0], body));
-            if done {
-                return out;
-            }
-        }
-    }
-
-    /// Sends simple queries of raw bytes in one write (pipelined), and returns each
-    /// one's reply.
-    fn pipelined(&mut self, queries: &[&[u8]]) -> Vec<Vec<(u8, Vec<u8>)>> {
-        use std::io::Write;
-        let mut out = Vec::new();
-        for q in queries {
-            out.push(b'Q');
-            out.extend_from_slice(&((q.len() + 5) as i32).to_be_bytes());
-            out.extend_from_slice(q);
-            out.push(0);
-        }
-        self.0.write_all(&out).unwrap();
-        queries.iter().map(|_| self.until_ready()).collect()
-    }
-
-    /// Calls function `oid` with no arguments, text result.
-    fn call(&mut self, oid: u32) -> Vec<(u8, Vec<u8>)> {
-        use std::io::Write;
-        let mut body = oid.to_be_bytes().to_vec();
-        body.extend_from_slice(&0i16.to_be_bytes()); // argument formats
-        body.extend_from_slice(&0i16.to_be_bytes()); // arguments
-        body.extend_from_slice(&0i16.to_be_bytes()); // result format: text
-        let mut msg = vec![b'F'];
-        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        msg.extend(body);
-        self.0.write_all(&msg).unwrap();
-        self.until_ready()
-    }
-}
-
-fn sqlstate_of(reply: &[(u8, Vec<u8>)]) -> Option<String> {
-    let (_, body) = reply.iter().find(|(t, _)| *t == b'E')?;
-    body.split(|b| *b == 0)
-        .find(|f| f.first() == Some(&b'C'))
-        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
-}
-
 #[test]
 fn fast_path_calls_are_refused_under_rules_and_their_results_masked() {
     let pg = PgServer::start();

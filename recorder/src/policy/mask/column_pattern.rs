@@ -83,6 +83,34 @@ impl ColumnPattern {
         glob_matches(&self.column, column)
     }
 
+    /// Whether a column named in SQL text is covered: `schema` when the text gives
+    /// one (when it does not, any schema may be meant, so a rule's schema does not
+    /// rule it out).
+    pub fn matches_named(&self, schema: Option<&str>, table: &str, column: &str) -> bool {
+        if let Some(want) = &self.table {
+            if !table.eq_ignore_ascii_case(want) {
+                return false;
+            }
+            if let (Some(want), Some(s)) = (&self.schema, schema)
+                && !s.eq_ignore_ascii_case(want)
+            {
+                return false;
+            }
+        }
+        glob_matches(&self.column, column)
+    }
+
+    /// Whether the pattern names `table` (in `schema`, when the text gives one).
+    pub fn names_table(&self, schema: Option<&str>, table: &str) -> bool {
+        self.table
+            .as_ref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(table))
+            && match (&self.schema, schema) {
+                (Some(want), Some(s)) => s.eq_ignore_ascii_case(want),
+                _ => true,
+            }
+    }
+
     /// The column glob as an anchored POSIX regular expression, for a catalog query.
     pub fn column_regex(&self) -> String {
         let mut out = String::from("^");

@@ -5,6 +5,7 @@ pub mod column_pattern;
 pub mod config;
 pub mod detectors;
 pub mod fold;
+pub mod lineage;
 pub mod rules;
 pub mod session_masker;
 pub mod strategy;

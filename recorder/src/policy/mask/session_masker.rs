@@ -4,7 +4,8 @@
 //! once per result description, then masks value by value.
 
 use super::column_pattern::{ColumnPattern, TableName};
-use super::detectors::Detector;
+use super::detectors::{Context, Detector};
+use super::lineage::Source;
 use super::rules::MaskRule;
 use super::strategy::Strategy;
 use super::tally::Tally;
@@ -19,6 +20,15 @@ pub struct ColumnRule {
     pub strategy: Strategy,
     /// Detectors to look for inside covered values; `None`: the whole value.
     pub within: Option<ValueMasker>,
+}
+
+/// How a value relates to the column rule that covers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnUse {
+    /// Computed from the covered column rather than the column itself.
+    pub transformed: bool,
+    /// What detectors know of the column.
+    pub context: Context,
 }
 
 /// What masking a value gave.
@@ -116,6 +126,35 @@ impl SessionMasker {
             .position(|c| c.patterns.iter().any(|p| p.matches_column(column)))
     }
 
+    /// The first column rule covering a source named in SQL text, and what it names
+    /// (`customers.card`), reading names loosely (a table named without its schema
+    /// may be in any schema) so masking errs on the safe side.
+    pub fn rule_for_source(&self, source: &Source) -> Option<(usize, String)> {
+        let first = |f: &dyn Fn(&ColumnPattern) -> bool| {
+            (0..self.columns.len()).find(|&r| self.columns[r].patterns.iter().any(f))
+        };
+        match source {
+            Source::Column {
+                schema,
+                table: Some(table),
+                column,
+            } => first(&|p| p.matches_named(schema.as_deref(), table, column))
+                .map(|r| (r, format!("{table}.{column}"))),
+            Source::Column {
+                table: None,
+                column,
+                ..
+            } => self
+                .column_rule_unknown_table(column)
+                .map(|r| (r, column.clone())),
+            Source::WholeRow { schema, table } => {
+                first(&|p| p.names_table(schema.as_deref(), table))
+                    .map(|r| (r, format!("{table}.*")))
+            }
+            Source::Unknown => (!self.columns.is_empty()).then(|| (0, "dynamic_sql".to_string())),
+        }
+    }
+
     /// Masks a value of a column under column rule `rule`; `label` is what a whole
     /// value is counted under (`rule/column:name`), `json` keeps a masked JSON value
     /// valid JSON.
@@ -127,26 +166,49 @@ impl SessionMasker {
         json: bool,
         tally: &mut Tally,
     ) -> Outcome {
+        self.mask_column_in(rule, label, value, json, ColumnUse::default(), tally)
+    }
+
+    /// Like `mask_column`, knowing how the value was made from the column.
+    pub fn mask_column_in(
+        &self,
+        rule: usize,
+        label: &str,
+        value: &str,
+        json: bool,
+        how: ColumnUse,
+        tally: &mut Tally,
+    ) -> Outcome {
         let c = &self.columns[rule];
         match &c.within {
             None => {
                 tally.add(label, 1);
-                match &c.strategy {
+                let strategy = if how.transformed {
+                    c.strategy.for_transformed()
+                } else {
+                    c.strategy.clone()
+                };
+                match &strategy {
                     Strategy::Null => Outcome::Null,
                     s if json => Outcome::Text(json_string(&s.apply(value))),
                     s => Outcome::Text(s.apply(value)),
                 }
             }
-            Some(within) => outcome(within.mask(value), tally),
+            Some(within) => outcome(within.mask_in(value, how.context), tally),
         }
     }
 
     /// Scans a text value with the detectors of rules that name no columns.
     pub fn scan(&self, value: &str, tally: &mut Tally) -> Outcome {
+        self.scan_in(value, Context::default(), tally)
+    }
+
+    /// Like `scan`, knowing more of where the value comes from (a column about SSNs).
+    pub fn scan_in(&self, value: &str, context: Context, tally: &mut Tally) -> Outcome {
         if self.values.is_empty() {
             return Outcome::Clean;
         }
-        outcome(self.values.mask(value), tally)
+        outcome(self.values.mask_in(value, context), tally)
     }
 
     /// Whether there are free detectors to scan with.

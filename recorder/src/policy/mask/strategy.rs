@@ -33,6 +33,16 @@ impl Strategy {
         })
     }
 
+    /// The strategy for a value computed from a covered column (`reverse(card)`,
+    /// `substr(card, 1, 12)`): keeping its last characters would keep characters of
+    /// the raw value in another place, so `partial` redacts it whole.
+    pub fn for_transformed(&self) -> Strategy {
+        match self {
+            Strategy::Partial { .. } => Strategy::Redact,
+            other => other.clone(),
+        }
+    }
+
     /// The replacement for `value`.
     pub fn apply(&self, value: &str) -> String {
         match self {

@@ -10,6 +10,7 @@ use super::error_response::{ErrorFields, gateway_error};
 use super::frame::peek_message_len;
 use super::frontend::Target;
 use super::io::TapError;
+use super::masking::statement_columns::StatementText;
 use super::masking::{MaskedMessage, ResultMasking};
 use super::parameter_status;
 use super::pipeline::Pending;
@@ -153,6 +154,16 @@ impl ResultBuilder {
     }
 }
 
+/// Whose question a RowDescription or NoData answers.
+enum DescribeAnswer {
+    /// A Describe the client sent: forwarded.
+    Client,
+    /// A Describe the gateway sent before an Execute (see `described`): dropped.
+    Hidden,
+    /// No Describe: the columns of a result in progress.
+    Result(Vec<Column>),
+}
+
 #[derive(Default)]
 struct BackendState {
     /// Statement name → columns, from a statement Describe.
@@ -279,6 +290,14 @@ impl BackendState {
                 }
                 _ => None,
             };
+            if let Some(r) = self.current.as_mut()
+                && state.masking.needs_columns()
+            {
+                r.masking = ResultMasking::for_statement(StatementText::new(
+                    &r.command,
+                    state.sql_settings.get(),
+                ));
+            }
         }
         self.current.as_mut()
     }
@@ -305,7 +324,13 @@ impl BackendState {
             }
             b'T' => {
                 let cols = parse_row_description(body, enc)?;
-                if let Some(cols) = self.describe_done(state, cols) {
+                let cols = match self.describe_done(state, cols) {
+                    DescribeAnswer::Result(cols) => Some(cols),
+                    DescribeAnswer::Client => None,
+                    // The gateway's own Describe: the client never asked for it.
+                    DescribeAnswer::Hidden => return Ok(Some(Bytes::new())),
+                };
+                if let Some(cols) = cols {
                     let Some(r) = self.current(state) else {
                         return Ok(None);
                     };
@@ -317,12 +342,15 @@ impl BackendState {
                 }
             }
             b'n' => {
-                self.describe_done(state, Vec::new());
+                if let DescribeAnswer::Hidden = self.describe_done(state, Vec::new()) {
+                    return Ok(Some(Bytes::new()));
+                }
             }
             b't' => {
                 if let Some(Pending::Describe {
                     target: Target::Statement,
                     name,
+                    ..
                 }) = state.pipeline.front()
                 {
                     let mut r = Reader::new(tag, body);
@@ -509,19 +537,27 @@ impl BackendState {
     /// Completes a pending Describe with the columns it returned (none for NoData);
     /// hands the columns back when no Describe was waiting, as they then describe a
     /// result in progress.
-    fn describe_done(&mut self, state: &SessionState, cols: Vec<Column>) -> Option<Vec<Column>> {
+    fn describe_done(&mut self, state: &SessionState, cols: Vec<Column>) -> DescribeAnswer {
         match state
             .pipeline
             .pop_if(|p| matches!(p, Pending::Describe { .. }))
         {
-            Some(Pending::Describe { target, name }) => {
+            Some(Pending::Describe {
+                target,
+                name,
+                hidden,
+            }) => {
                 match target {
                     Target::Statement => self.statements.insert(name, cols),
                     Target::Portal => self.portals.insert(name, cols),
                 };
-                None
+                if hidden {
+                    DescribeAnswer::Hidden
+                } else {
+                    DescribeAnswer::Client
+                }
             }
-            _ => Some(cols),
+            _ => DescribeAnswer::Result(cols),
         }
     }
 

@@ -13,6 +13,7 @@
 //! after it is read until a person decides; an approval forwards it, anything else
 //! refuses it the same way as a deny rule does.
 
+use super::described::Described;
 use super::encoding::PgEncoding;
 use super::error_response::gateway_error;
 use super::frame::peek_message_len;
@@ -25,7 +26,9 @@ use super::session_state::SessionState;
 use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
 use crate::approvals::shape::shape;
-use crate::policy::guard::Denial;
+use crate::policy::guard::{Denial, REFUSED_SQLSTATE};
+use crate::policy::mask::lineage::notify_mentions;
+use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::sql::lexer::Settings;
 use crate::policy::sql::{Sql, on_right_stack};
 use crate::shutdown::{Phase, Shutdown};
@@ -72,6 +75,8 @@ struct FrontendState {
     copy_text: String,
     /// After a refused Parse: drop messages until the client's Sync.
     skipping: bool,
+    /// What the client described, to tell an Execute that would come back unplanned.
+    described: Described,
 }
 
 /// What happens to one client message.
@@ -90,7 +95,63 @@ enum Action {
 #[derive(Debug, Clone)]
 enum Held {
     Query,
-    Execute { portal: String },
+    /// An Execute, with its message as the client sent it.
+    Execute {
+        portal: String,
+        message: bytes::Bytes,
+    },
+}
+
+/// Splits buffered CopyData messages after the last newline in their data: the
+/// messages up to it (the one holding it cut there), and the rest as CopyData. `None`
+/// when there is no newline (one row longer than a chunk).
+fn copy_rows_split(copy: &[u8]) -> Option<(BytesMut, BytesMut)> {
+    let mut at = 0;
+    let mut cut = None;
+    while let Ok(Some(len)) = peek_message_len(&copy[at..], usize::MAX) {
+        if let Some(nl) = copy[at + 5..at + len].iter().rposition(|&b| b == b'\n') {
+            cut = Some((at, len, nl));
+        }
+        at += len;
+    }
+    let (start, len, nl) = cut?;
+    let data = &copy[start + 5..start + len];
+    let frame = |body: &[u8]| {
+        let mut m = BytesMut::with_capacity(body.len() + 5);
+        m.extend_from_slice(b"d");
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let mut head = BytesMut::from(&copy[..start]);
+    head.extend_from_slice(&frame(&data[..=nl]));
+    let mut tail = BytesMut::new();
+    if nl + 1 < data.len() {
+        tail.extend_from_slice(&frame(&data[nl + 1..]));
+    }
+    tail.extend_from_slice(&copy[start + len..]);
+    Some((head, tail))
+}
+
+/// A statement that would send a notification mentioning a masked column: refused,
+/// since the payload reaches listeners where no column rule can see it.
+fn masked_notification(sql: &Sql<'_>, maskers: &[Arc<SessionMasker>]) -> Option<Denial> {
+    if maskers.is_empty() {
+        return None;
+    }
+    let mentions = notify_mentions(sql.statements().ok()?)?;
+    maskers.iter().find_map(|m| {
+        mentions.iter().find_map(|s| {
+            m.rule_for_source(s).map(|(r, what)| Denial {
+                rule: m.columns[r].rule.clone(),
+                message: format!(
+                    "pg_notify would carry values of the masked column {what} past masking"
+                ),
+                matched: format!("notification of {what}"),
+                sqlstate: REFUSED_SQLSTATE,
+            })
+        })
+    })
 }
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
@@ -266,7 +327,8 @@ impl FrontendState {
         state: &SessionState,
         sql: &str,
     ) -> (Option<Denial>, Option<NeedsApproval>) {
-        if state.guard.is_empty() && state.approvals.is_empty() {
+        let column_maskers = state.masking.column_maskers();
+        if state.guard.is_empty() && state.approvals.is_empty() && column_maskers.is_empty() {
             return (None, None);
         }
         let guard = state.guard.clone();
@@ -275,7 +337,10 @@ impl FrontendState {
         on_right_stack(
             sql,
             state.sql_settings.get(),
-            move |sql: &Sql<'_>| match guard.check_sql(sql) {
+            move |sql: &Sql<'_>| match guard
+                .check_sql(sql)
+                .or_else(|| masked_notification(sql, &column_maskers))
+            {
                 Some(d) => (Some(d), None),
                 None => {
                     let needs = approvals.check(sql);
@@ -336,12 +401,18 @@ impl FrontendState {
                         approved: true,
                     });
                 }
-                Held::Execute { portal } => state.pipeline.push(Pending::Execute {
-                    portal,
-                    command: held.command,
-                    started: Instant::now(),
-                    approved: true,
-                }),
+                Held::Execute { portal, message } => {
+                    let describe = self.describe_first(state, &portal, &message);
+                    state.pipeline.push(Pending::Execute {
+                        portal,
+                        command: held.command,
+                        started: Instant::now(),
+                        approved: true,
+                    });
+                    if let Some(bytes) = describe {
+                        return Action::Replace(bytes);
+                    }
+                }
             }
             return Action::Forward;
         }
@@ -442,6 +513,7 @@ impl FrontendState {
                     return Ok(Action::Replace(refusal_parse()));
                 }
                 self.keep_for_execute(raw);
+                self.described.parsed(&statement);
                 self.statements
                     .insert(statement.clone(), (sql.clone(), param_types, needs));
                 state.pipeline.push(Pending::Parse {
@@ -478,6 +550,7 @@ impl FrontendState {
                     .map(|(sql, _, needs)| (sql.clone(), needs.clone()))
                     .unwrap_or_default();
                 self.portals.insert(portal.clone(), (command, sql, needs));
+                self.described.bound(&portal, &statement);
                 state.pipeline.push(Pending::Bind {
                     statement,
                     portal,
@@ -486,7 +559,12 @@ impl FrontendState {
             }
             FrontendMessage::Describe { target, name } => {
                 self.keep_for_execute(raw);
-                state.pipeline.push(Pending::Describe { target, name });
+                self.described.described(target, &name);
+                state.pipeline.push(Pending::Describe {
+                    target,
+                    name,
+                    hidden: false,
+                });
             }
             FrontendMessage::Execute { portal, .. } => {
                 let (command, sql, needs) =
@@ -511,7 +589,10 @@ impl FrontendState {
                             payload: payload.freeze(),
                             needs,
                         }),
-                        Held::Execute { portal },
+                        Held::Execute {
+                            portal,
+                            message: bytes::Bytes::copy_from_slice(raw),
+                        },
                     ));
                 }
                 state.record(
@@ -519,14 +600,19 @@ impl FrontendState {
                         .command(command.clone())
                         .payload(payload.freeze()),
                 )?;
+                let describe = self.describe_first(state, &portal, raw);
                 state.pipeline.push(Pending::Execute {
                     portal,
                     command,
                     started: Instant::now(),
                     approved: false,
                 });
+                if let Some(bytes) = describe {
+                    return Ok(Action::Replace(bytes));
+                }
             }
             FrontendMessage::Close { target, name } => {
+                self.described.closed(target, &name);
                 match target {
                     Target::Statement => {
                         self.statements.remove(&name);
@@ -544,7 +630,7 @@ impl FrontendState {
                 self.copy_text
                     .push_str(&state.encoding.client().decode(&raw[5..]));
                 if self.copy.len() >= COPY_CHUNK {
-                    self.record_copy(state, None)?;
+                    self.record_copy_rows(state)?;
                 }
             }
             FrontendMessage::CopyDone => {
@@ -563,6 +649,29 @@ impl FrontendState {
             }
         }
         Ok(Action::Forward)
+    }
+
+    /// Before an Execute whose portal the client never described, when column rules
+    /// need its columns: queues a hidden Describe of the portal and returns the bytes
+    /// to send upstream in place of the Execute (the Describe, then the Execute).
+    fn describe_first(
+        &mut self,
+        state: &SessionState,
+        portal: &str,
+        execute: &[u8],
+    ) -> Option<bytes::Bytes> {
+        if !state.masking.needs_columns() || self.described.portal_known(portal) {
+            return None;
+        }
+        self.described.described(Target::Portal, portal);
+        state.pipeline.push(Pending::Describe {
+            target: Target::Portal,
+            name: portal.to_string(),
+            hidden: true,
+        });
+        let mut out = Described::describe_for_execute(execute);
+        out.extend_from_slice(execute);
+        Some(out.into())
     }
 
     fn keep_for_execute(&mut self, raw: &[u8]) {
@@ -610,6 +719,24 @@ impl FrontendState {
             ));
         }
         out
+    }
+
+    /// Records the whole rows of a long COPY FROM STDIN so far as an `input` event,
+    /// and keeps the row in progress for the next one: a value is never split
+    /// between two events, where masking could not see it whole.
+    fn record_copy_rows(&mut self, state: &SessionState) -> Result<(), TapError> {
+        let Some((head, tail)) = copy_rows_split(&self.copy) else {
+            return self.record_copy(state, None);
+        };
+        let carry_text = match self.copy_text.rfind('\n') {
+            Some(nl) => self.copy_text.split_off(nl + 1),
+            None => String::new(),
+        };
+        self.copy = head;
+        self.record_copy(state, None)?;
+        self.copy = tail;
+        self.copy_text = carry_text;
+        Ok(())
     }
 
     /// Records buffered COPY FROM STDIN data as an `input` event.

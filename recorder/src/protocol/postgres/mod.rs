@@ -10,6 +10,7 @@ pub mod backend_pump;
 pub mod cancel;
 pub mod client_auth;
 pub mod client_encodings;
+pub mod described;
 pub mod encoding;
 pub mod error_response;
 pub mod fast_path;

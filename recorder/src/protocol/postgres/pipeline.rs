@@ -33,6 +33,8 @@ pub enum Pending {
     Describe {
         target: Target,
         name: String,
+        /// Sent by the gateway (see `described`): the answer is not the client's.
+        hidden: bool,
     },
     Execute {
         portal: String,

@@ -67,6 +67,20 @@ fn messages(
     let mut rest = payload;
     while let Ok(Some(len)) = peek_message_len(rest, usize::MAX) {
         let (msg, tail) = rest.split_at(len);
+        if msg[0] == b'd' {
+            // A run of CopyData: a value may be split between messages, so the run is
+            // scanned as one stream (and, when masked, recorded as one message).
+            let (run, after) = copy_data_run(rest);
+            match copy_data(m, run, enc, tally) {
+                Some(rebuilt) => {
+                    changed = true;
+                    out.extend_from_slice(&rebuilt);
+                }
+                None => out.extend_from_slice(run),
+            }
+            rest = after;
+            continue;
+        }
         match message(m, msg, enc, tally) {
             Some(rebuilt) => {
                 changed = true;
@@ -91,6 +105,34 @@ fn messages(
 }
 
 /// One message rebuilt with its values scrubbed, if any was.
+/// The leading run of CopyData messages of `bytes`, and what follows it.
+fn copy_data_run(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let mut end = 0;
+    while let Ok(Some(len)) = peek_message_len(&bytes[end..], usize::MAX) {
+        if bytes[end] != b'd' {
+            break;
+        }
+        end += len;
+    }
+    bytes.split_at(end)
+}
+
+/// Scans a run of CopyData messages as one stream; the masked stream as one message.
+fn copy_data(m: &SessionMasker, run: &[u8], enc: PgEncoding, tally: &mut Tally) -> Option<Bytes> {
+    let mut data = Vec::with_capacity(run.len());
+    let mut rest = run;
+    while let Ok(Some(len)) = peek_message_len(rest, usize::MAX) {
+        data.extend_from_slice(&rest[5..len]);
+        rest = &rest[len..];
+    }
+    let masked = enc.splice(&data, &scan(m, &enc.decode(&data), tally)?);
+    let mut out = BytesMut::with_capacity(masked.len() + 5);
+    out.extend_from_slice(b"d");
+    out.extend_from_slice(&((masked.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&masked);
+    Some(out.freeze())
+}
+
 fn message(m: &SessionMasker, msg: &[u8], enc: PgEncoding, tally: &mut Tally) -> Option<Bytes> {
     let tag = msg[0];
     let body = &msg[5..];
@@ -103,14 +145,6 @@ fn message(m: &SessionMasker, msg: &[u8], enc: PgEncoding, tally: &mut Tally) ->
             let sql = body.strip_suffix(&[0])?;
             let masked = text(sql, tally)?;
             Some(Builder::new(Some(b'Q')).cstr_bytes(&masked).finish())
-        }
-        b'd' => {
-            let masked = text(body, tally)?;
-            let mut out = BytesMut::with_capacity(masked.len() + 5);
-            out.extend_from_slice(b"d");
-            out.extend_from_slice(&((masked.len() + 4) as i32).to_be_bytes());
-            out.extend_from_slice(&masked);
-            Some(out.freeze())
         }
         b'P' => {
             let mut r = Reader::new(tag, body);
@@ -190,4 +224,54 @@ fn bind(
         };
     }
     Some(b.raw(rest).finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::mask::detectors::Detector;
+    use crate::policy::mask::rules::MaskRule;
+    use crate::policy::mask::strategy::Strategy;
+    use crate::protocol::postgres::encoding::UTF8;
+
+    fn copy_data(body: &[u8]) -> Vec<u8> {
+        let mut m = vec![b'd'];
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn a_card_split_between_copy_data_messages_is_still_scrubbed() {
+        let rule = MaskRule {
+            name: "pci".into(),
+            columns: vec![],
+            detectors: vec![Detector::CreditCard],
+            strategy: Strategy::Redact,
+            connections: vec![],
+            groups: vec![],
+            exempt_groups: vec![],
+            record_raw: false,
+            scrub_commands: true,
+        };
+        let m = SessionMasker::compile(&[&rule], [0; 32]).unwrap();
+        let mut payload = copy_data(b"1\t41111111");
+        payload.extend(copy_data(b"11111111\n2\tplain\n"));
+        payload.extend_from_slice(b"c\0\0\0\x04");
+        let mut draft =
+            EventDraft::new(tapline_store::Direction::Client, tapline_store::Kind::Input)
+                .payload(Bytes::from(payload));
+        scrub(&m, &mut draft, UTF8);
+        let p = &draft.payload[..];
+        assert!(!p.windows(8).any(|w| w == b"41111111"), "{p:?}");
+        assert_eq!(
+            p,
+            &[
+                copy_data(b"1\t[redacted]\n2\tplain\n"),
+                b"c\0\0\0\x04".to_vec()
+            ]
+            .concat()[..]
+        );
+        assert_eq!(draft.masked, ["pci/detector:credit_card=1"]);
+    }
 }

@@ -8,6 +8,8 @@ use super::catalog::Catalog;
 use super::column_plan::{ColumnMask, Encoding};
 use super::data_row::{ValueOutcome, mask_value};
 use crate::policy::mask::column_pattern::TableName;
+use crate::policy::mask::detectors::Context;
+use crate::policy::mask::detectors::ssn::column_suggests_ssn;
 use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::mask::tally::Tally;
 use crate::policy::sql::{Sql, is_shallow, on_right_stack_blocking};
@@ -118,6 +120,10 @@ fn plan_parsed(
                 encoding,
                 rule,
                 nulled_label,
+                context: Context {
+                    ssn_column: candidates.iter().any(|n| column_suggests_ssn(n)),
+                },
+                transformed: false,
             }
         })
         .collect();

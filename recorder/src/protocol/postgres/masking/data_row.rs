@@ -3,7 +3,7 @@
 //! copied at all.
 
 use super::column_plan::{ColumnMask, Encoding};
-use crate::policy::mask::session_masker::{Outcome, SessionMasker};
+use crate::policy::mask::session_masker::{ColumnUse, Outcome, SessionMasker};
 use crate::policy::mask::tally::Tally;
 use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::wire::{Builder, DecodeError, Reader};
@@ -72,9 +72,13 @@ pub fn mask_value(
     // Values are in the client encoding; detectors read the decoded text, and only
     // what they change is written back in that encoding.
     let s = enc.decode(text);
+    let how = mask.map_or_else(ColumnUse::default, |m| ColumnUse {
+        transformed: m.transformed,
+        context: m.context,
+    });
     let out = match rule {
-        Some((r, label)) => masker.mask_column(*r, label, &s, json, tally),
-        None => masker.scan(&s, tally),
+        Some((r, label)) => masker.mask_column_in(*r, label, &s, json, how, tally),
+        None => masker.scan_in(&s, how.context, tally),
     };
     match out {
         Outcome::Clean => ValueOutcome::Keep,

@@ -14,6 +14,7 @@ pub mod copy_out;
 pub mod data_row;
 pub mod function_result;
 pub mod notice;
+pub mod statement_columns;
 
 use crate::policy::mask::rules::SessionMasking;
 use crate::policy::mask::session_masker::SessionMasker;
@@ -23,8 +24,9 @@ use crate::protocol::postgres::row::Column;
 use crate::protocol::postgres::wire::DecodeError;
 use bytes::Bytes;
 use catalog::Catalog;
-use column_plan::{ColumnPlan, plan};
+use column_plan::{ColumnPlan, StatementColumns, plan};
 use copy_out::{CopyPlan, plan_copy};
+use statement_columns::StatementText;
 use std::sync::Arc;
 
 /// The masking of one PostgreSQL session.
@@ -67,12 +69,25 @@ pub struct ResultMasking {
     plans: Option<[ColumnPlan; 2]>,
     copy: Option<[CopyPlan; 2]>,
     pub tally: Tally,
+    /// The command's text, when column rules need the lineage of its columns.
+    statement: Option<StatementText>,
+    /// RowDescriptions seen so far (which statement of the command a result is).
+    results: usize,
 }
 
 impl ResultMasking {
+    /// The masking of the results of `statement`, when column rules read it.
+    pub fn for_statement(statement: StatementText) -> Self {
+        ResultMasking {
+            statement: Some(statement),
+            ..Default::default()
+        }
+    }
+
     /// A new RowDescription: plan the columns afresh.
     pub fn new_result(&mut self) {
         self.plans = None;
+        self.results += 1;
     }
 }
 
@@ -98,6 +113,22 @@ impl PgMasking {
     /// Whether anything is masked at all.
     pub fn is_active(&self) -> bool {
         self.maskers.iter().any(Option::is_some)
+    }
+
+    /// Whether masking needs to know a result's columns (column rules apply), so a
+    /// result the client did not describe is described upstream for the gateway.
+    pub fn needs_columns(&self) -> bool {
+        self.maskers().any(SessionMasker::has_column_rules)
+    }
+
+    /// The maskers of the session that hold column rules.
+    pub fn column_maskers(&self) -> Vec<Arc<SessionMasker>> {
+        self.maskers
+            .iter()
+            .flatten()
+            .filter(|m| m.has_column_rules())
+            .cloned()
+            .collect()
     }
 
     /// Every masker of the session (for the catalog lookup).
@@ -145,12 +176,25 @@ impl PgMasking {
         raw: &[u8],
         enc: PgEncoding,
     ) -> Result<MaskedMessage, DecodeError> {
-        let ResultMasking { plans, tally, .. } = rm;
+        let ResultMasking {
+            plans,
+            tally,
+            statement,
+            results,
+            ..
+        } = rm;
         let plans = plans.get_or_insert_with(|| {
             let cols = cols.unwrap_or_default();
-            let plan_for = |m: &Option<Arc<SessionMasker>>| {
+            // The first result may come with no RowDescription (an Execute of a
+            // portal described before).
+            let result = results.saturating_sub(1);
+            let mut plan_for = |m: &Option<Arc<SessionMasker>>| {
+                let stmt = match statement.as_mut() {
+                    Some(s) => s.columns(result),
+                    None => StatementColumns::Unknown,
+                };
                 m.as_ref()
-                    .map(|m| plan(m, &self.catalog, cols))
+                    .map(|m| plan(m, &self.catalog, cols, stmt))
                     .unwrap_or_default()
             };
             [plan_for(&self.maskers[0]), plan_for(&self.maskers[1])]
