@@ -135,6 +135,14 @@ fn categories(n: usize) -> Vec<(&'static str, Vec<String>)> {
         ),
         ("10-digit ids", make(&mut |r, _| r.digits(10))),
         ("16-digit ids", make(&mut |r, _| r.digits(16))),
+        (
+            // Snowflake-style ids: milliseconds since an epoch, a worker, a sequence.
+            "snowflake ids",
+            make(&mut |r, i| {
+                let ms = 400_000_000_000u64 + r.below(60_000_000_000);
+                format!("{}", (ms << 22) | (r.below(1024) << 12) | (i as u64 % 4096))
+            }),
+        ),
         ("20-digit ids", make(&mut |r, _| r.digits(20))),
     ];
     let mut prose = Vec::new();
