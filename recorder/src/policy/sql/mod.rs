@@ -152,7 +152,7 @@ fn read(text: &str, settings: Settings) -> Reading {
         Some(why) => Err(ParseFailure::Unsure(why.clone())),
         None if lexed.max_call_depth > budget::MAX_CALL_DEPTH => {
             Err(ParseFailure::TooComplex(format!(
-                "it nests function calls and brackets {} deep; the policy check reads at most {}",
+                "it nests function calls, brackets and NOT ( {} deep; the policy check reads at most {}",
                 lexed.max_call_depth,
                 budget::MAX_CALL_DEPTH
             )))
@@ -340,10 +340,10 @@ mod tests {
     fn deeply_nested_calls_are_too_complex_before_they_are_parsed() {
         // 30 nested calls would take sqlparser hours; refused at once.
         let deep = format!("SELECT {}1{}", "f(1, ".repeat(30), ")".repeat(30));
-        let started = std::time::Instant::now();
         let sql = Sql::new(&deep);
-        assert!(matches!(sql.statements(), Err(ParseFailure::TooComplex(_))));
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(
+            matches!(sql.statements(), Err(ParseFailure::TooComplex(why)) if why.contains("30 deep"))
+        );
         let arrays = format!("SELECT {}y", "ARRAY[".repeat(30));
         assert!(matches!(
             Sql::new(&arrays).statements(),
