@@ -4,9 +4,6 @@
 //! top-level domain of letters (or its `xn--` form). Found from each `@` outwards, so
 //! no word boundary is needed around the address.
 
-/// Most characters a local part may have (RFC 5321).
-const MAX_LOCAL: usize = 64;
-
 /// Whether `c` can be part of a local part: RFC 5322 atext, the dot, and any
 /// non-ASCII character that is not a space or punctuation (RFC 6531's UTF8-non-ascii,
 /// narrowed so quotes and dashes of prose do not join an address).
@@ -57,11 +54,13 @@ pub fn find(text: &str, out: &mut Vec<(usize, usize)>) {
     }
 }
 
-/// Where the local part before the `@` at `at` begins, if there is one.
+/// Where the local part before the `@` at `at` begins, if there is one. The whole
+/// run of local-part characters is taken, even past the 64 an address may have: a cut
+/// would leave characters of it (digits of a card, say) beside the mask.
 fn local_start(text: &str, at: usize) -> Option<usize> {
     let mut start = at;
-    for (n, (i, c)) in text[..at].char_indices().rev().enumerate() {
-        if n == MAX_LOCAL || !local_char(c) {
+    for (i, c) in text[..at].char_indices().rev() {
+        if !local_char(c) {
             break;
         }
         start = i;
