@@ -140,6 +140,9 @@ fn values_computed_from_a_masked_column_stay_masked() {
             "SELECT (SELECT reverse(card) FROM customers LIMIT 1)",
             "SELECT row_to_json(c)::text FROM customers c",
             "SELECT c::text FROM customers c",
+            "SELECT row_to_json(c.*)::text FROM customers c",
+            "SELECT json_agg(c.*)::text FROM customers c",
+            "SELECT to_jsonb(customers.*)::text FROM customers",
             "SELECT reverse(card) FROM customers UNION ALL SELECT 'x'",
             "SELECT array_to_string(array_agg(reverse(card)), ',') FROM customers",
             "SELECT overlay(card placing 'x' from 13) FROM customers",
@@ -236,11 +239,13 @@ fn a_notification_cannot_carry_a_masked_column() {
         for sql in [
             "SELECT pg_notify('leak', reverse(card)) FROM customers",
             "SELECT 1 FROM customers WHERE pg_notify('leak', card::text) IS NULL",
+            "SELECT pg_notify('leak', c::text) FROM customers c",
+            "SELECT pg_notify('leak', row_to_json(c.*)::text) FROM customers c",
         ] {
             let e = c.simple_query(sql).await.expect_err(sql);
             let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
             assert_eq!(db.code().code(), "42501", "{sql}");
-            assert!(db.message().contains("customers.card"), "{}", db.message());
+            assert!(db.message().contains("masked column customers."), "{}", db.message());
         }
         // Notifications of other values still work.
         c.simple_query("SELECT pg_notify('ok', name) FROM customers")

@@ -739,6 +739,37 @@ struct Collector<'s, 'e> {
     out: Lineage,
 }
 
+impl Collector<'_, '_> {
+    /// `t.*` inside an expression (`row_to_json(t.*)`): every column of `t`.
+    fn whole_row(&mut self, name: &ObjectName) {
+        if let Some(last) = name_parts(name).pop() {
+            self.scope.resolve(&[last], &mut self.out);
+        }
+    }
+}
+
+/// The `t.*` arguments of a call (`row_to_json(c.*)`, `json_agg(c.*)`): whole rows
+/// the visitor does not see as expressions.
+fn qualified_wildcard_args(f: &sqlparser::ast::Function) -> impl Iterator<Item = &ObjectName> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let args = match &f.args {
+        FunctionArguments::List(l) => l.args.as_slice(),
+        _ => &[],
+    };
+    args.iter().filter_map(|a| match a {
+        FunctionArg::Unnamed(FunctionArgExpr::QualifiedWildcard(name))
+        | FunctionArg::Named {
+            arg: FunctionArgExpr::QualifiedWildcard(name),
+            ..
+        }
+        | FunctionArg::ExprNamed {
+            arg: FunctionArgExpr::QualifiedWildcard(name),
+            ..
+        } => Some(name),
+        _ => None,
+    })
+}
+
 impl Visitor for Collector<'_, '_> {
     type Break = ();
 
@@ -781,6 +812,12 @@ impl Visitor for Collector<'_, '_> {
                 let parts: Vec<String> = parts.iter().map(|p: &Ident| p.value.clone()).collect();
                 self.scope.resolve(&parts, &mut self.out)
             }
+            Expr::QualifiedWildcard(name, _) => self.whole_row(name),
+            Expr::Function(f) => {
+                for name in qualified_wildcard_args(f) {
+                    self.whole_row(name);
+                }
+            }
             _ => {}
         }
         ControlFlow::Continue(())
@@ -796,10 +833,24 @@ pub fn notify_mentions(statements: &[Statement]) -> Option<Vec<Source>> {
     struct Mentions {
         notifies: bool,
         tables: Vec<(Option<String>, String)>,
+        /// Alias → the table it names.
+        aliases: Vec<(String, usize)>,
         columns: Vec<String>,
     }
     impl Visitor for Mentions {
         type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                alias: Some(a),
+                args: None,
+                ..
+            } = f
+            {
+                // The relation itself is visited next, as the table at this index.
+                self.aliases.push((a.name.value.clone(), self.tables.len()));
+            }
+            ControlFlow::Continue(())
+        }
         fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<()> {
             let parts = name_parts(name);
             if let Some(t) = parts.last() {
@@ -819,9 +870,16 @@ pub fn notify_mentions(statements: &[Statement]) -> Option<Vec<Source>> {
                 }
                 Expr::Identifier(id) => self.columns.push(id.value.clone()),
                 Expr::CompoundIdentifier(p) => {
-                    self.columns.extend(p.last().map(|i| i.value.clone()))
+                    // `c.card`: the column; `c`, in case it is a composite field.
+                    self.columns.extend(p.iter().map(|i| i.value.clone()))
                 }
+                Expr::QualifiedWildcard(name, _) => self.columns.extend(name_parts(name).pop()),
                 _ => {}
+            }
+            if let Expr::Function(f) = e {
+                for name in qualified_wildcard_args(f) {
+                    self.columns.extend(name_parts(name).pop());
+                }
             }
             ControlFlow::Continue(())
         }
@@ -845,13 +903,21 @@ pub fn notify_mentions(statements: &[Statement]) -> Option<Vec<Source>> {
             table: None,
             column: c.clone(),
         }]);
-        // A whole-row reference names a table, not a column.
-        if let Some((schema, table)) = m.tables.iter().find(|(_, t)| t.eq_ignore_ascii_case(c)) {
-            out.add([Source::WholeRow {
-                schema: schema.clone(),
-                table: table.clone(),
-            }]);
-        }
+        // A whole-row reference names a table (or its alias), not a column.
+        let by_alias = m
+            .aliases
+            .iter()
+            .filter(|(a, _)| a.eq_ignore_ascii_case(c))
+            .filter_map(|(_, i)| m.tables.get(*i));
+        let by_name = m.tables.iter().filter(|(_, t)| t.eq_ignore_ascii_case(c));
+        out.add(
+            by_alias
+                .chain(by_name)
+                .map(|(schema, table)| Source::WholeRow {
+                    schema: schema.clone(),
+                    table: table.clone(),
+                }),
+        );
     }
     Some(out.sources)
 }
@@ -912,6 +978,19 @@ mod tests {
 
     #[test]
     fn whole_rows_and_dynamic_sql_reach_everything() {
+        for sql in [
+            "SELECT row_to_json(c.*) FROM customers c",
+            "SELECT json_agg(customers.*) FROM customers",
+        ] {
+            let l = lineage(sql, &["x"]);
+            assert!(
+                l[0].sources.contains(&Source::WholeRow {
+                    schema: None,
+                    table: "customers".into()
+                }),
+                "{sql}: {l:?}"
+            );
+        }
         let l = lineage("SELECT row_to_json(c) FROM customers c", &["row_to_json"]);
         assert_eq!(
             l[0].sources,
@@ -953,6 +1032,15 @@ mod tests {
         let parsed = Sql::new("SELECT pg_notify('ch', reverse(c.card)) FROM customers c");
         let m = notify_mentions(parsed.statements().unwrap()).expect("notifies");
         assert!(m.contains(&col("customers", "card")), "{m:?}");
+        let parsed = Sql::new("SELECT pg_notify('ch', row_to_json(c.*)::text) FROM customers c");
+        let m = notify_mentions(parsed.statements().unwrap()).expect("notifies");
+        assert!(
+            m.contains(&Source::WholeRow {
+                schema: None,
+                table: "customers".into()
+            }),
+            "{m:?}"
+        );
         let parsed = Sql::new("SELECT reverse(card) FROM customers");
         assert_eq!(notify_mentions(parsed.statements().unwrap()), None);
     }
