@@ -7,6 +7,7 @@
 //! and hides the answer from the client (see `Pending::Describe { hidden }`).
 
 use super::frontend::Target;
+use super::wire::Builder;
 use std::collections::{HashMap, HashSet};
 
 /// What the client has described so far in this session.
@@ -68,13 +69,11 @@ impl Described {
     }
 
     fn describe_portal_message(portal: &[u8]) -> Vec<u8> {
-        let mut m = Vec::with_capacity(portal.len() + 7);
-        m.push(b'D');
-        m.extend_from_slice(&((portal.len() + 6) as i32).to_be_bytes());
-        m.push(b'P');
-        m.extend_from_slice(portal);
-        m.push(0);
-        m
+        Builder::new(Some(b'D'))
+            .u8(b'P')
+            .cstr_bytes(portal)
+            .finish()
+            .to_vec()
     }
 }
 

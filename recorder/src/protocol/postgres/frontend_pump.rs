@@ -13,6 +13,7 @@
 //! after it is read until a person decides; an approval forwards it, anything else
 //! refuses it the same way as a deny rule does.
 
+use super::copy_rows::split_after_last_row;
 use super::described::Described;
 use super::encoding::PgEncoding;
 use super::error_response::gateway_error;
@@ -20,15 +21,14 @@ use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
 use super::hold::{self, HeldStatement};
 use super::io::TapError;
+use super::masking::notification_guard::masked_notification;
 use super::pipeline::Pending;
 use super::refusal::{refusal_parse, refusal_query};
 use super::session_state::SessionState;
 use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
 use crate::approvals::shape::shape;
-use crate::policy::guard::{Denial, REFUSED_SQLSTATE};
-use crate::policy::mask::lineage::notify_mentions;
-use crate::policy::mask::session_masker::SessionMasker;
+use crate::policy::guard::Denial;
 use crate::policy::sql::lexer::Settings;
 use crate::policy::sql::{Sql, on_right_stack};
 use crate::shutdown::{Phase, Shutdown};
@@ -100,58 +100,6 @@ enum Held {
         portal: String,
         message: bytes::Bytes,
     },
-}
-
-/// Splits buffered CopyData messages after the last newline in their data: the
-/// messages up to it (the one holding it cut there), and the rest as CopyData. `None`
-/// when there is no newline (one row longer than a chunk).
-fn copy_rows_split(copy: &[u8]) -> Option<(BytesMut, BytesMut)> {
-    let mut at = 0;
-    let mut cut = None;
-    while let Ok(Some(len)) = peek_message_len(&copy[at..], usize::MAX) {
-        if let Some(nl) = copy[at + 5..at + len].iter().rposition(|&b| b == b'\n') {
-            cut = Some((at, len, nl));
-        }
-        at += len;
-    }
-    let (start, len, nl) = cut?;
-    let data = &copy[start + 5..start + len];
-    let frame = |body: &[u8]| {
-        let mut m = BytesMut::with_capacity(body.len() + 5);
-        m.extend_from_slice(b"d");
-        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        m.extend_from_slice(body);
-        m
-    };
-    let mut head = BytesMut::from(&copy[..start]);
-    head.extend_from_slice(&frame(&data[..=nl]));
-    let mut tail = BytesMut::new();
-    if nl + 1 < data.len() {
-        tail.extend_from_slice(&frame(&data[nl + 1..]));
-    }
-    tail.extend_from_slice(&copy[start + len..]);
-    Some((head, tail))
-}
-
-/// A statement that would send a notification mentioning a masked column: refused,
-/// since the payload reaches listeners where no column rule can see it.
-fn masked_notification(sql: &Sql<'_>, maskers: &[Arc<SessionMasker>]) -> Option<Denial> {
-    if maskers.is_empty() {
-        return None;
-    }
-    let mentions = notify_mentions(sql.statements().ok()?)?;
-    maskers.iter().find_map(|m| {
-        mentions.iter().find_map(|s| {
-            m.rule_for_source(s).map(|(r, what)| Denial {
-                rule: m.columns[r].rule.clone(),
-                message: format!(
-                    "pg_notify would carry values of the masked column {what} past masking"
-                ),
-                matched: format!("notification of {what}"),
-                sqlstate: REFUSED_SQLSTATE,
-            })
-        })
-    })
 }
 
 /// Runs until the client leaves, the gateway shuts down, or an error.
@@ -725,7 +673,7 @@ impl FrontendState {
     /// and keeps the row in progress for the next one: a value is never split
     /// between two events, where masking could not see it whole.
     fn record_copy_rows(&mut self, state: &SessionState) -> Result<(), TapError> {
-        let Some((head, tail)) = copy_rows_split(&self.copy) else {
+        let Some((head, tail)) = split_after_last_row(&self.copy) else {
             return self.record_copy(state, None);
         };
         let carry_text = match self.copy_text.rfind('\n') {

@@ -10,6 +10,7 @@ pub mod backend_pump;
 pub mod cancel;
 pub mod client_auth;
 pub mod client_encodings;
+pub mod copy_rows;
 pub mod described;
 pub mod encoding;
 pub mod error_response;

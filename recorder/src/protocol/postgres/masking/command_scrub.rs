@@ -11,6 +11,7 @@
 
 use crate::policy::mask::session_masker::{Outcome, SessionMasker};
 use crate::policy::mask::tally::Tally;
+use crate::protocol::postgres::copy_rows;
 use crate::protocol::postgres::encoding::PgEncoding;
 use crate::protocol::postgres::frame::peek_message_len;
 use crate::protocol::postgres::wire::{Builder, Reader};
@@ -126,11 +127,7 @@ fn copy_data(m: &SessionMasker, run: &[u8], enc: PgEncoding, tally: &mut Tally) 
         rest = &rest[len..];
     }
     let masked = enc.splice(&data, &scan(m, &enc.decode(&data), tally)?);
-    let mut out = BytesMut::with_capacity(masked.len() + 5);
-    out.extend_from_slice(b"d");
-    out.extend_from_slice(&((masked.len() + 4) as i32).to_be_bytes());
-    out.extend_from_slice(&masked);
-    Some(out.freeze())
+    Some(copy_rows::copy_data(&masked))
 }
 
 fn message(m: &SessionMasker, msg: &[u8], enc: PgEncoding, tally: &mut Tally) -> Option<Bytes> {
@@ -235,10 +232,7 @@ mod tests {
     use crate::protocol::postgres::encoding::UTF8;
 
     fn copy_data(body: &[u8]) -> Vec<u8> {
-        let mut m = vec![b'd'];
-        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        m.extend_from_slice(body);
-        m
+        copy_rows::copy_data(body).to_vec()
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod copy_out;
 pub mod data_row;
 pub mod function_result;
 pub mod notice;
+pub mod notification_guard;
 pub mod statement_columns;
 
 use crate::policy::mask::rules::SessionMasking;
