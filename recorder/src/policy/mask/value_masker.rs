@@ -11,7 +11,7 @@
 //! overlapping ones are masked as one span, with the strategy of the detector listed
 //! first.
 
-use super::detectors::{Context, Detector};
+use super::detectors::{Context, Detector, Hints};
 use super::fold::Folded;
 use super::strategy::Strategy;
 use regex::{Regex, RegexSet};
@@ -102,6 +102,12 @@ impl ValueMasker {
         };
         // In the order the detectors are listed, so the first one wins an overlap.
         let hits = (!self.any.is_empty()).then(|| self.any.matches(text));
+        // Counted only when a scanning detector will look.
+        let hints = if self.slot.len() > self.any.len() {
+            Hints::of(text)
+        } else {
+            Hints::default()
+        };
         for i in 0..self.detectors.len() {
             let (d, re, _) = &self.detectors[i];
             match re {
@@ -120,7 +126,7 @@ impl ValueMasker {
                 }
                 None => {
                     found.clear();
-                    d.scan(text, context, &mut found);
+                    d.scan(text, hints, context, &mut found);
                     for &(s, e) in &found {
                         add(i, s, e, &mut spans);
                     }

@@ -87,9 +87,6 @@ struct RunDigit {
 /// is masked as a whole however many cards it holds.
 pub fn find(text: &str, out: &mut Vec<(usize, usize)>) {
     let bytes = text.as_bytes();
-    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < 13 {
-        return;
-    }
     let mut run: Vec<RunDigit> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {

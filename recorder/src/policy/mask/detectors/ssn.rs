@@ -62,9 +62,6 @@ pub fn column_suggests_ssn(name: &str) -> bool {
 /// numbers need no keyword.
 pub fn find(text: &str, in_context: bool, out: &mut Vec<(usize, usize)>) {
     let b = text.as_bytes();
-    if b.iter().filter(|c| c.is_ascii_digit()).count() < 9 {
-        return;
-    }
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     let start = out.len();
     // Separated: ddd s dd s dddd, the same separator twice, digits on either side
