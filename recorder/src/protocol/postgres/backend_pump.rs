@@ -267,12 +267,16 @@ impl BackendState {
     fn current(&mut self, state: &SessionState) -> Option<&mut ResultBuilder> {
         if self.current.is_none() {
             let cap = state.limits.max_recorded_result_bytes;
+            // What the policy check read of the command's select lists, if it did.
+            let mut read = None;
             self.current = match state.pipeline.front()? {
                 Pending::Simple {
                     command,
                     started,
                     approved,
+                    columns,
                 } => {
+                    read = columns;
                     let mut r = ResultBuilder::new(command, started, true, None, cap);
                     r.approved = approved;
                     Some(r)
@@ -282,7 +286,9 @@ impl BackendState {
                     command,
                     started,
                     approved,
+                    columns,
                 } => {
+                    read = columns;
                     let cols = self.portals.get(&portal).cloned();
                     let mut r = ResultBuilder::new(command, started, false, cols, cap);
                     r.approved = approved;
@@ -293,10 +299,12 @@ impl BackendState {
             if let Some(r) = self.current.as_mut()
                 && state.masking.needs_columns()
             {
-                r.masking = ResultMasking::for_statement(StatementText::new(
-                    &r.command,
-                    state.sql_settings.get(),
-                ));
+                let statement = match read {
+                    Some(columns) => StatementText::read(columns),
+                    // Not read by the check (a held statement): read here.
+                    None => StatementText::new(&r.command, state.sql_settings.get()),
+                };
+                r.masking = ResultMasking::for_statement(statement);
             }
         }
         self.current.as_mut()

@@ -22,6 +22,7 @@ use super::frontend::{FrontendMessage, Target, render_param};
 use super::hold::{self, HeldStatement};
 use super::io::TapError;
 use super::masking::notification_guard::masked_notification;
+use super::masking::statement_columns::{ReadColumns, read_columns};
 use super::pipeline::Pending;
 use super::refusal::{refusal_parse, refusal_query};
 use super::session_state::SessionState;
@@ -59,11 +60,12 @@ const MAX_PENDING_RECORD: usize = 1 << 20;
 
 #[derive(Default)]
 struct FrontendState {
-    /// Prepared statement name → (SQL, parameter type OIDs, the approval it needs).
-    statements: HashMap<String, (String, Vec<u32>, Option<NeedsApproval>)>,
-    /// Portal name → the command text recorded when it is executed, its SQL, and
-    /// the approval it needs.
-    portals: HashMap<String, (String, String, Option<NeedsApproval>)>,
+    /// Prepared statement name → (SQL, parameter type OIDs, the approval it needs,
+    /// its select list when column rules read it).
+    statements: HashMap<String, (String, Vec<u32>, Option<NeedsApproval>, Columns)>,
+    /// Portal name → the command text recorded when it is executed, its SQL, the
+    /// approval it needs, and its statement's select list.
+    portals: HashMap<String, (String, String, Option<NeedsApproval>, Columns)>,
     /// Statement shapes approved for the rest of the session.
     approved_shapes: HashSet<String>,
     /// Client bytes of Parse/Bind/Describe since the last Execute.
@@ -78,6 +80,9 @@ struct FrontendState {
     /// What the client described, to tell an Execute that would come back unplanned.
     described: Described,
 }
+
+/// A statement's select lists as the policy check read them, for column lineage.
+type Columns = Option<Arc<ReadColumns>>;
 
 /// What happens to one client message.
 enum Action {
@@ -274,10 +279,10 @@ impl FrontendState {
         &self,
         state: &SessionState,
         sql: &str,
-    ) -> (Option<Denial>, Option<NeedsApproval>) {
+    ) -> (Option<Denial>, Option<NeedsApproval>, Columns) {
         let column_maskers = state.masking.column_maskers();
         if state.guard.is_empty() && state.approvals.is_empty() && column_maskers.is_empty() {
-            return (None, None);
+            return (None, None, None);
         }
         let guard = state.guard.clone();
         let approvals = state.approvals.clone();
@@ -285,19 +290,23 @@ impl FrontendState {
         on_right_stack(
             sql,
             state.sql_settings.get(),
-            move |sql: &Sql<'_>| match guard
-                .check_sql(sql)
-                .or_else(|| masked_notification(sql, &column_maskers))
-            {
-                Some(d) => (Some(d), None),
-                None => {
-                    let needs = approvals.check(sql);
-                    let covered =
-                        needs.is_some() && shapes.as_ref().is_some_and(|s| s.contains(&shape(sql)));
-                    (None, needs.filter(|_| !covered))
+            move |sql: &Sql<'_>| {
+                // Column rules plan results from the same parse (see `lineage`).
+                let columns = (!column_maskers.is_empty()).then(|| Arc::new(read_columns(sql)));
+                match guard
+                    .check_sql(sql)
+                    .or_else(|| masked_notification(sql, &column_maskers))
+                {
+                    Some(d) => (Some(d), None, columns),
+                    None => {
+                        let needs = approvals.check(sql);
+                        let covered = needs.is_some()
+                            && shapes.as_ref().is_some_and(|s| s.contains(&shape(sql)));
+                        (None, needs.filter(|_| !covered), columns)
+                    }
                 }
             },
-            || (Some(Denial::check_failed()), None),
+            || (Some(Denial::check_failed()), None, None),
         )
         .await
     }
@@ -347,6 +356,7 @@ impl FrontendState {
                         command: held.command,
                         started: Instant::now(),
                         approved: true,
+                        columns: None,
                     });
                 }
                 Held::Execute { portal, message } => {
@@ -356,6 +366,7 @@ impl FrontendState {
                         command: held.command,
                         started: Instant::now(),
                         approved: true,
+                        columns: None,
                     });
                     if let Some(bytes) = describe {
                         return Action::Replace(bytes);
@@ -401,7 +412,7 @@ impl FrontendState {
         }
         match msg {
             FrontendMessage::Query { sql } => {
-                let (denial, needs) = self.judge(state, &sql).await;
+                let (denial, needs, columns) = self.judge(state, &sql).await;
                 if let Some(d) = denial {
                     self.refuse(state, raw, sql, d, true)?;
                     return Ok(Action::Replace(refusal_query()));
@@ -428,6 +439,7 @@ impl FrontendState {
                     command: sql,
                     started: Instant::now(),
                     approved: false,
+                    columns,
                 });
             }
             FrontendMessage::FunctionCall { oid } => {
@@ -445,6 +457,7 @@ impl FrontendState {
                     command,
                     started: Instant::now(),
                     approved: false,
+                    columns: None,
                 });
             }
             FrontendMessage::Parse {
@@ -452,7 +465,7 @@ impl FrontendState {
                 sql,
                 param_types,
             } => {
-                let (denial, needs) = self.judge(state, &sql).await;
+                let (denial, needs, columns) = self.judge(state, &sql).await;
                 if let Some(d) = denial {
                     let mut payload = std::mem::take(&mut self.pending_bytes);
                     payload.extend_from_slice(raw);
@@ -462,8 +475,10 @@ impl FrontendState {
                 }
                 self.keep_for_execute(raw);
                 self.described.parsed(&statement);
-                self.statements
-                    .insert(statement.clone(), (sql.clone(), param_types, needs));
+                self.statements.insert(
+                    statement.clone(),
+                    (sql.clone(), param_types, needs, columns),
+                );
                 state.pipeline.push(Pending::Parse {
                     statement,
                     sql,
@@ -492,12 +507,13 @@ impl FrontendState {
                     &described,
                     state.encoding.client(),
                 );
-                let (sql, needs) = self
+                let (sql, needs, columns) = self
                     .statements
                     .get(&statement)
-                    .map(|(sql, _, needs)| (sql.clone(), needs.clone()))
+                    .map(|(sql, _, needs, columns)| (sql.clone(), needs.clone(), columns.clone()))
                     .unwrap_or_default();
-                self.portals.insert(portal.clone(), (command, sql, needs));
+                self.portals
+                    .insert(portal.clone(), (command, sql, needs, columns));
                 self.described.bound(&portal, &statement);
                 state.pipeline.push(Pending::Bind {
                     statement,
@@ -515,11 +531,12 @@ impl FrontendState {
                 });
             }
             FrontendMessage::Execute { portal, .. } => {
-                let (command, sql, needs) =
+                let (command, sql, needs, columns) =
                     self.portals.get(&portal).cloned().unwrap_or_else(|| {
                         (
                             format!("<execute of unknown portal \"{portal}\">"),
                             String::new(),
+                            None,
                             None,
                         )
                     });
@@ -554,6 +571,7 @@ impl FrontendState {
                     command,
                     started: Instant::now(),
                     approved: false,
+                    columns,
                 });
                 if let Some(bytes) = describe {
                     return Ok(Action::Replace(bytes));
@@ -638,7 +656,7 @@ impl FrontendState {
         encoding: PgEncoding,
     ) -> String {
         let (sql, types) = match self.statements.get(statement) {
-            Some((sql, types, _)) => (sql.as_str(), types.as_slice()),
+            Some((sql, types, _, _)) => (sql.as_str(), types.as_slice()),
             None => return format!("<bind of unknown statement \"{statement}\">"),
         };
         if params.is_empty() {

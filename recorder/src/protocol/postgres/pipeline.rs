@@ -6,7 +6,9 @@
 //! client pipelines many extended-protocol messages before the first reply.
 
 use super::frontend::Target;
+use super::masking::statement_columns::ReadColumns;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -19,6 +21,8 @@ pub enum Pending {
         started: Instant,
         /// Run after a person approved it (its result is recorded as `approved`).
         approved: bool,
+        /// Its select lists, when the policy check read them (column rules apply).
+        columns: Option<Arc<ReadColumns>>,
     },
     Parse {
         statement: String,
@@ -41,6 +45,8 @@ pub enum Pending {
         command: String,
         started: Instant,
         approved: bool,
+        /// Its statement's select list, as read when it was parsed.
+        columns: Option<Arc<ReadColumns>>,
     },
     Close,
     Sync,

@@ -39,6 +39,8 @@ pub struct PgMasking {
     split: bool,
     /// What scrubs the client's commands, parameters and COPY input in the archive.
     commands: Option<Arc<SessionMasker>>,
+    /// The maskers that hold column rules (then results need their columns planned).
+    column_maskers: Arc<[Arc<SessionMasker>]>,
     pub catalog: Catalog,
 }
 
@@ -95,9 +97,17 @@ impl ResultMasking {
 impl PgMasking {
     /// The session's masking, with the catalog its column rules need.
     pub fn new(masking: SessionMasking, catalog: Catalog) -> Self {
+        let maskers = [masking.client.clone(), masking.for_record().cloned()];
+        let column_maskers: Vec<Arc<SessionMasker>> = maskers
+            .iter()
+            .flatten()
+            .filter(|m| m.has_column_rules())
+            .cloned()
+            .collect();
         PgMasking {
             split: masking.split,
-            maskers: [masking.client.clone(), masking.for_record().cloned()],
+            maskers,
+            column_maskers: column_maskers.into(),
             commands: masking.commands.clone(),
             catalog,
         }
@@ -119,17 +129,12 @@ impl PgMasking {
     /// Whether masking needs to know a result's columns (column rules apply), so a
     /// result the client did not describe is described upstream for the gateway.
     pub fn needs_columns(&self) -> bool {
-        self.maskers().any(SessionMasker::has_column_rules)
+        !self.column_maskers.is_empty()
     }
 
-    /// The maskers of the session that hold column rules.
-    pub fn column_maskers(&self) -> Vec<Arc<SessionMasker>> {
-        self.maskers
-            .iter()
-            .flatten()
-            .filter(|m| m.has_column_rules())
-            .cloned()
-            .collect()
+    /// The maskers of the session that hold column rules (shared, cheap to clone).
+    pub fn column_maskers(&self) -> Arc<[Arc<SessionMasker>]> {
+        self.column_maskers.clone()
     }
 
     /// Every masker of the session (for the catalog lookup).

@@ -5,40 +5,55 @@
 use super::column_plan::StatementColumns;
 use crate::policy::mask::lineage::{Item, of_statements};
 use crate::policy::sql::lexer::Settings;
-use crate::policy::sql::on_right_stack_blocking;
+use crate::policy::sql::{Sql, on_right_stack_blocking};
+use std::sync::Arc;
 
-/// The text of a command and, once read, the select list of each statement in it that
-/// returns rows.
+/// The select list of each statement of a text that returns rows (`None` for one
+/// whose columns its text does not give); `None` when the text cannot be read.
+pub type ReadColumns = Option<Vec<Option<Vec<Item>>>>;
+
+/// Reads the select lists of a parsed text: done with the parse the policy check
+/// makes anyway, so the statement is parsed once.
+pub fn read_columns(sql: &Sql<'_>) -> ReadColumns {
+    sql.statements().ok().map(of_statements)
+}
+
+/// A command's select lists, read already or to be read from its text on demand.
 #[derive(Debug, Clone)]
 pub struct StatementText {
-    sql: String,
-    settings: Settings,
-    /// `None` until read; then `Some(None)` if the text could not be read.
-    read: Option<Option<Vec<Option<Vec<Item>>>>>,
+    /// The text and how the session reads SQL, when not read yet.
+    text: Option<(String, Settings)>,
+    read: Option<Arc<ReadColumns>>,
 }
 
 impl StatementText {
-    /// A command's text, read as the session reads SQL (its `standard_conforming_strings`
-    /// and encoding).
+    /// A command's text, read when a result needs it, as the session reads SQL (its
+    /// `standard_conforming_strings` and encoding).
     pub fn new(sql: &str, settings: Settings) -> Self {
         StatementText {
-            sql: sql.to_string(),
-            settings,
+            text: Some((sql.to_string(), settings)),
             read: None,
+        }
+    }
+
+    /// A command the policy check has read already.
+    pub fn read(columns: Arc<ReadColumns>) -> Self {
+        StatementText {
+            text: None,
+            read: Some(columns),
         }
     }
 
     /// What the statement says of its `result`-th result (0-based).
     pub fn columns(&mut self, result: usize) -> StatementColumns<'_> {
-        let sql = &self.sql;
-        let settings = self.settings;
-        let read = self.read.get_or_insert_with(|| {
-            on_right_stack_blocking(
-                sql,
-                settings,
-                |parsed| parsed.statements().ok().map(of_statements),
-                || None,
-            )
+        let text = &self.text;
+        let read: &ReadColumns = self.read.get_or_insert_with(|| {
+            Arc::new(match text {
+                Some((sql, settings)) => {
+                    on_right_stack_blocking(sql, *settings, read_columns, || None)
+                }
+                None => None,
+            })
         });
         match read {
             None => StatementColumns::Unreadable,
@@ -67,5 +82,8 @@ mod tests {
         assert!(matches!(t.columns(2), StatementColumns::Unreadable));
         let mut bad = StatementText::new("SELEC reverse(card) FROM customers", Settings::default());
         assert!(matches!(bad.columns(0), StatementColumns::Unreadable));
+        let sql = Sql::new("SELECT 1, reverse(card) FROM customers");
+        let mut read = StatementText::read(Arc::new(read_columns(&sql)));
+        assert!(matches!(read.columns(0), StatementColumns::Read(items) if items.len() == 2));
     }
 }
