@@ -42,15 +42,6 @@ fn start(pg: &PgServer) -> GatewayProc {
     )
 }
 
-async fn login(port: u16) -> tokio_postgres::Client {
-    let conninfo = format!("host=127.0.0.1 port={port} user=agent dbname=shop connect_timeout=20");
-    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
-        .await
-        .expect("login through the gateway");
-    tokio::spawn(conn);
-    client
-}
-
 /// The first column of every row `sql` returns, as text.
 async fn column(c: &tokio_postgres::Client, sql: &str) -> Vec<Option<String>> {
     c.simple_query(sql)
@@ -113,13 +104,9 @@ fn assert_no_raw(what: &str, value: &str) {
 fn values_computed_from_a_masked_column_stay_masked() {
     let pg = PgServer::start();
     let mut gw = start(&pg);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     rt.block_on(async {
-        let c = login(gw.port).await;
+        let c = support::login(gw.port, "agent", "shop").await;
         // The column itself keeps its last four, as the rule says.
         assert_eq!(
             column(&c, "SELECT card FROM customers WHERE id = 1").await,
@@ -230,12 +217,9 @@ fn columns_are_masked_when_the_client_never_describes() {
 fn a_notification_cannot_carry_a_masked_column() {
     let pg = PgServer::start();
     let gw = start(&pg);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     rt.block_on(async {
-        let c = login(gw.port).await;
+        let c = support::login(gw.port, "agent", "shop").await;
         for sql in [
             "SELECT pg_notify('leak', reverse(card)) FROM customers",
             "SELECT 1 FROM customers WHERE pg_notify('leak', card::text) IS NULL",
@@ -245,7 +229,11 @@ fn a_notification_cannot_carry_a_masked_column() {
             let e = c.simple_query(sql).await.expect_err(sql);
             let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
             assert_eq!(db.code().code(), "42501", "{sql}");
-            assert!(db.message().contains("masked column customers."), "{}", db.message());
+            assert!(
+                db.message().contains("masked column customers."),
+                "{}",
+                db.message()
+            );
         }
         // Notifications of other values still work.
         c.simple_query("SELECT pg_notify('ok', name) FROM customers")

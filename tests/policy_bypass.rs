@@ -74,15 +74,6 @@ fn untouched(pg: &PgServer, after: &str) {
     assert_eq!(roles, "0", "a role was created after `{after}`");
 }
 
-async fn login(port: u16) -> tokio_postgres::Client {
-    let conninfo = format!("host=127.0.0.1 port={port} user=agent dbname=shop connect_timeout=20");
-    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
-        .await
-        .expect("login through the gateway");
-    tokio::spawn(conn);
-    client
-}
-
 /// `sql` is refused with 42501 and the rule named `rule` (its message), and the
 /// session carries on.
 async fn refused(client: &tokio_postgres::Client, sql: &str, message: &str) {
@@ -101,14 +92,6 @@ async fn refused(client: &tokio_postgres::Client, sql: &str, message: &str) {
     assert!(!rows.is_empty());
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn the_check_reads_strings_and_identifiers_as_the_server_does() {
     let pg = PgServer::start();
@@ -116,8 +99,8 @@ fn the_check_reads_strings_and_identifiers_as_the_server_does() {
     let gw = start(&pg, "");
     let marker = tempfile::tempdir().unwrap();
     let shell = marker.path().join("shell-ran");
-    runtime().block_on(async {
-        let c = login(gw.port).await;
+    support::runtime().block_on(async {
+        let c = support::login(gw.port, "agent", "shop").await;
         // standard_conforming_strings off by SET, then the classic.
         c.simple_query("SET standard_conforming_strings = off")
             .await
@@ -229,8 +212,8 @@ fn statement_kinds_are_found_anywhere_in_the_tree() {
     let pg = PgServer::start();
     setup(&pg);
     let gw = start(&pg, "");
-    runtime().block_on(async {
-        let c = login(gw.port).await;
+    support::runtime().block_on(async {
+        let c = support::login(gw.port, "agent", "shop").await;
         for sql in [
             "WITH d AS (DELETE FROM victim RETURNING *) SELECT count(*) FROM d",
             "EXPLAIN ANALYZE DELETE FROM victim",
@@ -274,8 +257,8 @@ fn indirect_execution_runs_nothing_that_is_refused_directly() {
     );
     // The same rules without the indirect kinds: the bodies themselves are read.
     let gw_bodies = start(&pg, "");
-    runtime().block_on(async {
-        let c = login(gw.port).await;
+    support::runtime().block_on(async {
+        let c = support::login(gw.port, "agent", "shop").await;
         for sql in [
             "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$",
             "DO $$ BEGIN PERFORM 1; END $$",
@@ -284,7 +267,7 @@ fn indirect_execution_runs_nothing_that_is_refused_directly() {
         ] {
             refused(&c, sql, "indirect").await;
         }
-        let c = login(gw_bodies.port).await;
+        let c = support::login(gw_bodies.port, "agent", "shop").await;
         for (sql, message) in [
             (
                 "CREATE FUNCTION wipe() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE victim; END $$",
@@ -326,8 +309,8 @@ fn table_rules_cover_every_form_that_reads_the_table() {
     let pg = PgServer::start();
     setup(&pg);
     let gw = start(&pg, "");
-    runtime().block_on(async {
-        let c = login(gw.port).await;
+    support::runtime().block_on(async {
+        let c = support::login(gw.port, "agent", "shop").await;
         for sql in [
             "SELECT * FROM ONLY payroll",
             "COPY payroll TO STDOUT",
@@ -482,8 +465,8 @@ fn card_numbers_the_client_sends_reach_the_upstream_but_not_the_archive() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    runtime().block_on(async {
-        let c = login(gw.port).await;
+    support::runtime().block_on(async {
+        let c = support::login(gw.port, "agent", "shop").await;
         c.execute(
             "INSERT INTO cards VALUES (2, $1)",
             &[&"5500 0000 0000 0004"],

@@ -97,3 +97,23 @@ pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
     out.extend(body);
     out
 }
+
+/// A two-worker tokio runtime for a test's async clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A tokio-postgres client signed in through a gateway on `port` as `user`, on `db`
+/// (trust: no password), its connection driven in the background.
+pub async fn login(port: u16, user: &str, db: &str) -> tokio_postgres::Client {
+    let conninfo = format!("host=127.0.0.1 port={port} user={user} dbname={db} connect_timeout=20");
+    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .expect("login through the gateway");
+    tokio::spawn(conn);
+    client
+}
