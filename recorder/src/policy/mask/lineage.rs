@@ -95,6 +95,11 @@ pub fn of_statements(statements: &[Statement]) -> Vec<Option<Vec<Item>>> {
         .collect()
 }
 
+/// The select list of one query (a `COPY (…) TO` reads its rows from one).
+pub fn of_query(q: &Query) -> Vec<Item> {
+    query(q, &Env::default())
+}
+
 /// Lays a select list over the `names` of the columns a result has: `*` takes as
 /// many as the rest leaves. When the two cannot be lined up (two `*`s, or a count
 /// that does not fit), each column that cannot be placed gets every source.

@@ -132,7 +132,7 @@ pub fn plan(
 
 /// The first rule covering any source of a computed column; `transformed` unless the
 /// column is exactly its one source.
-fn lineage_rule(
+pub(crate) fn lineage_rule(
     masker: &SessionMasker,
     catalog: &Catalog,
     l: &Lineage,

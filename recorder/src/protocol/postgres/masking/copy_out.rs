@@ -5,11 +5,12 @@
 //! per CopyData message.
 
 use super::catalog::Catalog;
-use super::column_plan::{ColumnMask, Encoding};
+use super::column_plan::{ColumnMask, Encoding, lineage_rule};
 use super::data_row::{ValueOutcome, mask_value};
 use crate::policy::mask::column_pattern::TableName;
 use crate::policy::mask::detectors::Context;
 use crate::policy::mask::detectors::ssn::column_suggests_ssn;
+use crate::policy::mask::lineage::{Item, Lineage, Source, of_query};
 use crate::policy::mask::session_masker::SessionMasker;
 use crate::policy::mask::tally::Tally;
 use crate::policy::sql::{Sql, is_shallow, on_right_stack_blocking};
@@ -42,6 +43,9 @@ pub struct CopyPlan {
     pub format: CopyFormat,
     /// Masks by field position (text or binary-nulled, by the format).
     pub columns: Vec<ColumnMask>,
+    /// The mask of every field past `columns`, when the query's select list could not
+    /// be laid over the fields (a `*` of unknown width before a covered column).
+    pub rest: Option<ColumnMask>,
     /// Rows seen so far (the CSV header and the binary header come first).
     rows: u64,
 }
@@ -101,7 +105,7 @@ fn plan_parsed(
     } else {
         Encoding::Text
     };
-    let columns = names
+    let mut columns: Vec<ColumnMask> = names
         .iter()
         .map(|(table, candidates)| {
             let rule = candidates
@@ -127,11 +131,86 @@ fn plan_parsed(
             }
         })
         .collect();
+    // Computed columns of a query get the rules of the columns they are made from.
+    let mut rest = None;
+    if let Some((CopySource::Query(q), _, _)) = copy
+        && masker.has_column_rules()
+    {
+        let (lineage, unplaced) = query_lineage(&of_query(q), catalog);
+        let mask_of = |l: &Lineage| {
+            let (rule, transformed) = lineage_rule(masker, catalog, l);
+            let nulled_label = rule.as_ref().and_then(|(r, label)| {
+                binary.then(|| format!("{}/binary_nulled:{label}", masker.columns[*r].rule))
+            });
+            ColumnMask {
+                encoding,
+                rule,
+                nulled_label,
+                context: Context::default(),
+                transformed,
+            }
+        };
+        for (i, l) in lineage.iter().enumerate() {
+            match columns.get_mut(i) {
+                Some(c) if c.rule.is_some() => {}
+                Some(c) => {
+                    let m = mask_of(l);
+                    c.rule = m.rule;
+                    c.nulled_label = m.nulled_label;
+                    c.transformed = m.transformed;
+                }
+                None => columns.push(mask_of(l)),
+            }
+        }
+        rest = unplaced.map(|l| mask_of(&l)).filter(|m| m.rule.is_some());
+    }
     CopyPlan {
         format,
         columns,
+        rest,
         rows: 0,
     }
+}
+
+/// The lineage of each field of a COPY of a query. COPY has no RowDescription, so a
+/// `*` is as wide as the catalog says its table is; after a `*` it cannot size, the
+/// fields cannot be placed, and what the rest of the list reads is returned whole.
+fn query_lineage(items: &[Item], catalog: &Catalog) -> (Vec<Lineage>, Option<Lineage>) {
+    let mut out = Vec::new();
+    for (k, it) in items.iter().enumerate() {
+        match it {
+            Item::One(l) => out.push(l.clone()),
+            Item::AllOf(tables) => {
+                let listed = match tables.as_slice() {
+                    [(schema, table)] => catalog.columns_of(schema.as_deref(), table),
+                    _ => Vec::new(),
+                };
+                if listed.is_empty() {
+                    let mut rest = Lineage::default();
+                    for later in &items[k + 1..] {
+                        if let Item::One(l) = later {
+                            rest.sources.extend(l.sources.iter().cloned());
+                        }
+                    }
+                    return (out, (!rest.sources.is_empty()).then_some(rest));
+                }
+                let start = out.len();
+                let width = listed.last().map_or(0, |c| c.position);
+                out.resize(start + width, Lineage::default());
+                for c in listed {
+                    out[start + c.position - 1] = Lineage {
+                        sources: vec![Source::Column {
+                            schema: Some(c.schema.clone()),
+                            table: Some(c.table.clone()),
+                            column: c.name.clone(),
+                        }],
+                        direct: true,
+                    };
+                }
+            }
+        }
+    }
+    (out, None)
 }
 
 fn copy_format(binary: bool, options: &[CopyOption], legacy: &[CopyLegacyOption]) -> CopyFormat {
@@ -307,6 +386,7 @@ impl CopyPlan {
                 CopyFormat::Text { delimiter: b'\t' }
             },
             columns: Vec::new(),
+            rest: None,
             rows: 0,
         }
     }
@@ -370,7 +450,13 @@ impl CopyPlan {
                 continue;
             }
             let value = unescape_text(f);
-            match mask_value(masker, self.columns.get(i), &value, tally, enc) {
+            match mask_value(
+                masker,
+                self.columns.get(i).or(self.rest.as_ref()),
+                &value,
+                tally,
+                enc,
+            ) {
                 ValueOutcome::Keep => out.extend_from_slice(f),
                 ValueOutcome::Null => {
                     changed = true;
@@ -408,7 +494,13 @@ impl CopyPlan {
             if raw.is_empty() && !quoted {
                 continue; // NULL
             }
-            match mask_value(masker, self.columns.get(i), &value, tally, enc) {
+            match mask_value(
+                masker,
+                self.columns.get(i).or(self.rest.as_ref()),
+                &value,
+                tally,
+                enc,
+            ) {
                 ValueOutcome::Keep => out.extend_from_slice(raw),
                 ValueOutcome::Null => changed = true,
                 ValueOutcome::Bytes(b) => {
@@ -462,7 +554,7 @@ impl CopyPlan {
                     pos += len as usize;
                     // Types are unknown here: a covered field is nulled, others are
                     // scanned as text when they are UTF-8.
-                    match self.columns.get(i) {
+                    match self.columns.get(i).or(self.rest.as_ref()) {
                         Some(m) if m.rule.is_some() => mask_value(masker, Some(m), v, tally, enc),
                         _ if std::str::from_utf8(v).is_ok() => {
                             mask_value(masker, None, v, tally, enc)
