@@ -15,7 +15,7 @@ mod support;
 use std::process::Command;
 use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
 use support::postgres::PgServer;
-use support::raw_client::{RawClient, sqlstate_of};
+use support::raw_client::{RawClient, function_call, message, parse_bind_execute, sqlstate_of};
 
 const KINDS: &str = r#"["drop", "truncate", "alter_role", "alter_role_password", "create_role",
   "grant", "revoke", "copy_program", "delete_without_where", "update_without_where",
@@ -283,9 +283,10 @@ fn indirect_execution_runs_nothing_that_is_refused_directly() {
             ),
             ("DO $$ BEGIN EXECUTE 'DROP TABLE victim'; END $$", "destructive"),
             ("DO $d$ BEGIN DELETE FROM victim WHERE 1 = 1; END $d$", "destructive"),
+            // Computed SQL text: the first rule refuses it (any kind, any table).
             (
                 "DO $$ BEGIN EXECUTE 'SELECT * FROM ' || 'pay' || 'roll'; END $$",
-                "payroll is off limits",
+                "destructive",
             ),
             (
                 "SELECT query_to_xml('select * from payroll', true, false, '')",
@@ -301,6 +302,50 @@ fn indirect_execution_runs_nothing_that_is_refused_directly() {
         }
         let funcs = pg.psql_direct("shop", "SELECT count(*) FROM pg_proc WHERE proname = 'wipe'");
         assert_eq!(funcs, "0", "a refused function was created");
+    });
+    // Kind rules alone (no table rule to refuse what it cannot read): SQL computed at
+    // run time may be any kind, so it is refused too.
+    let kinds_only = GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("shop"),
+            flush_interval: "1s",
+            ..Default::default()
+        },
+        &format!(
+            "[[deny]]\nname = \"no-destruction\"\nkinds = {KINDS}\nmessage = \"destructive\"\n\n\
+             [[connections]]\nname = \"shop\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+             upstream_password_env = \"{PASSWORD_ENV}\"\n"
+        ),
+    );
+    let shell = pg.dir().join("program-ran");
+    support::runtime().block_on(async {
+        let c = support::login(kinds_only.port, "agent", "shop").await;
+        for sql in [
+            "DO $$ BEGIN EXECUTE format('DROP TABLE %I', 'victim'); END $$".to_string(),
+            "DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE victim'; END $$".to_string(),
+            "DO $$ BEGIN EXECUTE chr(68) || 'ELETE FROM victim'; END $$".to_string(),
+            "DO $$ DECLARE q text := 'TRUNCATE victim'; BEGIN EXECUTE q; END $$".to_string(),
+            format!(
+                "DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}'''; END $$",
+                shell.display()
+            ),
+            format!(
+                "DO $$ BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'touch {}'); END $$",
+                shell.display()
+            ),
+            "SELECT query_to_xml(format('DELETE FROM %I RETURNING id', 'victim'), true, false, '')"
+                .to_string(),
+            "CREATE FUNCTION wipe(t text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DROP TABLE ' || t; END $$"
+                .to_string(),
+        ] {
+            refused(&c, &sql, "destructive").await;
+            untouched(&pg, &sql);
+        }
+        assert!(!shell.exists(), "COPY TO PROGRAM ran");
+        // Constant dynamic SQL that is harmless still runs.
+        c.simple_query("DO $$ BEGIN EXECUTE 'SELECT 1'; END $$")
+            .await
+            .expect("a constant, harmless EXECUTE");
     });
 }
 
@@ -344,22 +389,29 @@ fn table_rules_cover_every_form_that_reads_the_table() {
     });
 }
 
+/// Makes `bump()`, which counts its calls in `counter.n`; returns its OID.
+fn counting_function(pg: &PgServer) -> u32 {
+    pg.psql_direct(
+        "shop",
+        "CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);\
+         CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS $$ UPDATE counter SET n = n + 1 RETURNING n $$;",
+    );
+    pg.psql_direct("shop", "SELECT 'bump'::regproc::oid")
+        .parse()
+        .unwrap()
+}
+
 /// A raw protocol client: logs in (trusted) and sends fast-path FunctionCalls, as
 /// libpq's PQfn does; returns each reply's messages up to ReadyForQuery.
 #[test]
 fn fast_path_calls_are_refused_under_rules_and_their_results_masked() {
     let pg = PgServer::start();
     setup(&pg);
+    let bump = counting_function(&pg);
     pg.psql_direct(
         "shop",
-        "CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);\
-         CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS $$ UPDATE counter SET n = n + 1 RETURNING n $$;\
-         CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS $$ SELECT 'card 4111111111111111 of ann' $$;",
+        "CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS $$ SELECT 'card 4111111111111111 of ann' $$;",
     );
-    let bump: u32 = pg
-        .psql_direct("shop", "SELECT 'bump'::regproc::oid")
-        .parse()
-        .unwrap();
     let leak: u32 = pg
         .psql_direct("shop", "SELECT 'leak'::regproc::oid")
         .parse()
@@ -425,6 +477,42 @@ fn fast_path_calls_are_refused_under_rules_and_their_results_masked() {
     let text = serde_json::to_string(&rows).unwrap();
     assert!(text.contains("<fast-path call of leak(), oid"), "{text}");
     assert!(text.contains("blocked"), "{text}");
+}
+
+#[test]
+fn a_fast_path_call_inside_an_unsynced_batch_is_refused_in_order() {
+    let pg = PgServer::start();
+    setup(&pg);
+    let bump = counting_function(&pg);
+    let gw = start(&pg, "");
+    let mut c = RawClient::connect(gw.port);
+    // Parse/Bind/Execute, then a FunctionCall before the Sync, all in one write.
+    let mut batch = parse_bind_execute("SELECT 41 + 1");
+    batch.extend(function_call(bump));
+    batch.extend(message(b'S', &[]));
+    c.send(&batch);
+    let first = c.until_ready();
+    let tags: Vec<u8> = first.iter().map(|(t, _)| *t).collect();
+    // The batch's own answers come first, then the refusal of the call.
+    let row = tags.iter().position(|t| *t == b'D').expect("the row");
+    let error = tags.iter().position(|t| *t == b'E').expect("the refusal");
+    assert!(row < error, "out of order: {tags:?}");
+    assert_eq!(RawClient::rows(&first), [vec![Some("42".to_string())]]);
+    assert_eq!(sqlstate_of(&first).as_deref(), Some("42501"), "{first:?}");
+    assert_eq!(
+        pg.psql_direct("shop", "SELECT n FROM counter"),
+        "0",
+        "bump() ran"
+    );
+    // Whatever is left of the batch ends at ReadyForQuery, and the session is in step.
+    assert_eq!(tags.last(), Some(&b'Z'), "the session was closed: {tags:?}");
+    let reply = c.pipelined(&[b"SELECT 'after'"]);
+    let mut rows = RawClient::rows(reply.last().unwrap());
+    if rows.is_empty() {
+        // The Sync's own ReadyForQuery came first.
+        rows = RawClient::rows(&c.until_ready());
+    }
+    assert_eq!(rows, [vec![Some("after".to_string())]]);
 }
 
 #[test]

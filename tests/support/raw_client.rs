@@ -57,15 +57,14 @@ impl RawClient {
     /// Calls function `oid` with no arguments, text result.
     pub fn call(&mut self, oid: u32) -> Vec<(u8, Vec<u8>)> {
         use std::io::Write;
-        let mut body = oid.to_be_bytes().to_vec();
-        body.extend_from_slice(&0i16.to_be_bytes()); // argument formats
-        body.extend_from_slice(&0i16.to_be_bytes()); // arguments
-        body.extend_from_slice(&0i16.to_be_bytes()); // result format: text
-        let mut msg = vec![b'F'];
-        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        msg.extend(body);
-        self.0.write_all(&msg).unwrap();
+        self.0.write_all(&function_call(oid)).unwrap();
         self.until_ready()
+    }
+
+    /// Sends raw message bytes as they are, in one write.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.0.write_all(bytes).unwrap();
     }
 
     /// Runs `sql` with text parameters as Parse, Bind, Execute, Sync, and no
@@ -121,6 +120,35 @@ impl RawClient {
             })
             .collect()
     }
+}
+
+/// One message: its tag, length and body.
+pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A FunctionCall of `oid` with no arguments and a text result.
+pub fn function_call(oid: u32) -> Vec<u8> {
+    let mut body = oid.to_be_bytes().to_vec();
+    body.extend_from_slice(&0i16.to_be_bytes()); // argument formats
+    body.extend_from_slice(&0i16.to_be_bytes()); // arguments
+    body.extend_from_slice(&0i16.to_be_bytes()); // result format: text
+    message(b'F', &body)
+}
+
+/// Parse, Bind and Execute of `sql` (unnamed, no parameters), without Sync.
+pub fn parse_bind_execute(sql: &str) -> Vec<u8> {
+    let mut parse = vec![0u8];
+    parse.extend_from_slice(sql.as_bytes());
+    parse.push(0);
+    parse.extend_from_slice(&0i16.to_be_bytes());
+    let mut out = message(b'P', &parse);
+    out.extend(message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+    out.extend(message(b'E', &[0, 0, 0, 0, 0]));
+    out
 }
 
 /// The SQLSTATE of the first ErrorResponse of a reply.

@@ -41,6 +41,12 @@ impl DenyRule {
         if let Some(k) = self.kinds.iter().find(|k| facts.kinds.contains(k)) {
             return Some(format!("statement kind {}", k.name()));
         }
+        // SQL text computed at run time may be any kind at all.
+        if !self.kinds.is_empty()
+            && let Some(why) = &facts.opaque
+        {
+            return Some(format!("{why}, which may be any statement kind"));
+        }
         self.tables.as_ref().and_then(|t| t.touched_by(facts))
     }
 }
