@@ -150,14 +150,7 @@ fn values_computed_from_a_masked_column_stay_masked() {
             // A `*` the gateway cannot size before a computed column: every field after it.
             "COPY (SELECT n.*, reverse(c.card) FROM pg_namespace n, customers c) TO STDOUT",
         ] {
-            use futures::StreamExt;
-            let stream = c.copy_out(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            let chunks: Vec<_> = stream.collect().await;
-            let mut data = Vec::new();
-            for chunk in chunks {
-                data.extend_from_slice(&chunk.expect("a COPY row"));
-            }
-            assert_no_raw(sql, &String::from_utf8_lossy(&data));
+            assert_no_raw(sql, &copy_text(&c, sql).await);
         }
         // Parse/Bind/Execute through tokio-postgres (it describes).
         let rows = c
@@ -318,4 +311,131 @@ fn card_numbers_in_a_long_copy_are_scrubbed_wherever_the_chunks_fall() {
             );
         }
     }
+}
+
+/// The rows of a COPY … TO STDOUT, as text.
+async fn copy_text(c: &tokio_postgres::Client, sql: &str) -> String {
+    use futures::StreamExt;
+    let stream = c
+        .copy_out(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let chunks: Vec<_> = stream.collect().await;
+    let mut data = Vec::new();
+    for chunk in chunks {
+        data.extend_from_slice(&chunk.expect("a COPY row"));
+    }
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+#[test]
+fn views_and_filled_tables_carry_the_rules_of_what_they_are_made_from() {
+    let pg = PgServer::start();
+    let mut gw = start(&pg);
+    // Made before the session, by someone else: the gateway reads their definitions.
+    pg.psql_direct(
+        "shop",
+        "CREATE VIEW cv AS SELECT id, reverse(card) AS r, acct + 0 AS a FROM customers;\
+         CREATE VIEW cv2 AS SELECT id, upper(r) AS u FROM cv;\
+         CREATE MATERIALIZED VIEW mv AS SELECT id, encode(card::bytea, 'hex') AS h FROM customers;\
+         CREATE VIEW plain AS SELECT id, name FROM customers;",
+    );
+    let rt = support::runtime();
+    rt.block_on(async {
+        let c = support::login(gw.port, "agent", "shop").await;
+        // Made in the session, then read back.
+        c.batch_execute(
+            "CREATE VIEW sv AS SELECT id, reverse(card) AS zz FROM customers;\
+             CREATE TABLE t2 AS SELECT id, substr(card, 1, 12) AS p FROM customers;\
+             CREATE TABLE notes (id int, body text);\
+             INSERT INTO notes (id, body) SELECT id, translate(card, '145', 'xyz') FROM customers;\
+             CREATE TABLE pos (body text); INSERT INTO pos SELECT reverse(card) FROM customers;\
+             SELECT reverse(card) AS w INTO t3 FROM customers;",
+        )
+        .await
+        .unwrap();
+        for sql in [
+            "SELECT r FROM cv",
+            "SELECT * FROM cv",
+            "SELECT a::text FROM cv",
+            "SELECT r AS renamed FROM cv",
+            "SELECT x.r FROM cv x",
+            "SELECT u FROM cv2",
+            "SELECT lower(u) FROM cv2",
+            "SELECT h FROM mv",
+            "SELECT row_to_json(v)::text FROM cv v",
+            "SELECT zz FROM sv",
+            "SELECT * FROM sv",
+            "SELECT p FROM t2",
+            "SELECT body FROM notes",
+            "SELECT * FROM pos",
+            "SELECT w FROM t3",
+        ] {
+            let values = column(&c, sql).await;
+            assert!(!values.is_empty(), "{sql}: no rows");
+            for v in values.into_iter().flatten() {
+                assert_no_raw(sql, &v);
+            }
+        }
+        // A prepared statement's result has no text to read: the view's column is
+        // found by the OID the RowDescription names.
+        let rows = c
+            .simple_query("PREPARE pr AS SELECT r FROM cv; EXECUTE pr")
+            .await
+            .unwrap();
+        for m in rows {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                assert_no_raw("EXECUTE pr", r.get(0).unwrap_or_default());
+            }
+        }
+        let rows = c
+            .query("SELECT r, id FROM cv ORDER BY id", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0].get::<_, Option<String>>(0).as_deref(),
+            Some("[redacted]")
+        );
+        // What the views compute from other columns is left alone.
+        assert_eq!(rows[0].get::<_, Option<i32>>(1), Some(1));
+        assert_eq!(
+            column(&c, "SELECT name FROM plain WHERE id = 1").await,
+            [Some("ann".to_string())]
+        );
+        assert_eq!(
+            column(&c, "SELECT id::text FROM cv2 WHERE id = 2").await,
+            [Some("2".to_string())]
+        );
+        for sql in [
+            "COPY (SELECT * FROM mv) TO STDOUT",
+            "COPY t2 TO STDOUT",
+            "COPY pos TO STDOUT (FORMAT csv)",
+            "COPY (SELECT * FROM cv) TO STDOUT",
+            "COPY (SELECT u FROM cv2) TO STDOUT",
+            "COPY (SELECT * FROM t2) TO STDOUT",
+            "COPY (SELECT * FROM pos) TO STDOUT",
+            "COPY (SELECT * FROM sv) TO STDOUT (FORMAT csv, HEADER)",
+        ] {
+            let text = copy_text(&c, sql).await;
+            assert!(!text.is_empty(), "{sql}: no rows");
+            assert_no_raw(sql, &text);
+        }
+        let e = c
+            .simple_query("SELECT pg_notify('leak', r) FROM cv")
+            .await
+            .expect_err("a view's masked column in a notification");
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42501"));
+    });
+    assert!(gw.stop(), "{}", gw.log());
+    let archive = support::parquet_dump::decompressed_archive(gw.archive());
+    let text = String::from_utf8_lossy(&archive);
+    for raw in raw_forms() {
+        assert!(!text.contains(&raw), "`{raw}` is in the archive");
+    }
+    let masked = serde_json::to_string(&support::query_json(
+        gw.archive(),
+        "SELECT masked FROM events WHERE cardinality(masked) > 0",
+    ))
+    .unwrap();
+    assert!(masked.contains("cards/lineage:customers.card"), "{masked}");
 }

@@ -584,7 +584,7 @@ fn sigterm_refuses_new_connections_and_seals_live_sessions() {
         gw.archive(),
         "SELECT end_reason, commands, state FROM sessions",
     );
-    assert_eq!(s[0]["end_reason"], "shutdown");
+    assert_eq!(s[0]["end_reason"], "shutdown", "gateway log:\n{}", gw.log());
     assert_eq!(s[0]["commands"], 2);
     assert_eq!(s[0]["state"], "ended");
     verify_ok(&gw);

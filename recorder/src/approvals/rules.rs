@@ -72,6 +72,10 @@ pub struct NeedsApproval {
     /// What matched (e.g. `statement kind update_without_where`).
     pub matched: String,
     pub message: String,
+    /// The statement's shape as the session read it when it arrived: what a
+    /// session-wide approval of it covers, compared later without reading it again
+    /// (and so never under other settings than the server read it with).
+    pub shape: String,
 }
 
 impl ApprovalRules {
@@ -110,6 +114,7 @@ impl SessionApprovals {
             rule: r.clone(),
             matched,
             message,
+            shape: super::shape::shape(sql),
         })
     }
 }

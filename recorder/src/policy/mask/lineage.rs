@@ -47,7 +47,15 @@ pub struct Lineage {
 }
 
 impl Lineage {
-    fn add(&mut self, more: impl IntoIterator<Item = Source>) {
+    /// Adds one more source (a column is no longer exactly one source if it differs).
+    pub fn add_source(&mut self, s: Source) {
+        if !self.sources.contains(&s) {
+            self.direct &= self.sources.is_empty();
+            self.sources.push(s);
+        }
+    }
+
+    pub(super) fn add(&mut self, more: impl IntoIterator<Item = Source>) {
         for s in more {
             if !self.sources.contains(&s) {
                 self.sources.push(s);
@@ -184,7 +192,7 @@ enum RelKind {
 
 /// The relations and CTEs a query sees, innermost first.
 #[derive(Debug, Default)]
-struct Env<'a> {
+pub(super) struct Env<'a> {
     rels: Vec<Rel>,
     ctes: Vec<(String, Vec<DerivedColumn>)>,
     outer: Option<&'a Env<'a>>,
@@ -324,7 +332,7 @@ impl Rel {
     }
 }
 
-fn query(q: &Query, env: &Env<'_>) -> Vec<Item> {
+pub(super) fn query(q: &Query, env: &Env<'_>) -> Vec<Item> {
     let mut with = env.inner();
     if let Some(w) = &q.with {
         for cte in &w.cte_tables {
@@ -534,7 +542,7 @@ fn named_columns(
 }
 
 /// The names PostgreSQL gives a query's output columns, as far as the text says.
-fn output_names(q: &Query) -> Vec<String> {
+pub(super) fn output_names(q: &Query) -> Vec<String> {
     let mut body = q.body.as_ref();
     loop {
         match body {
@@ -568,14 +576,14 @@ fn expr_name(e: &Expr) -> String {
     }
 }
 
-fn add_relations(twj: &TableWithJoins, scope: &mut Env<'_>) {
+pub(super) fn add_relations(twj: &TableWithJoins, scope: &mut Env<'_>) {
     add_factor(&twj.relation, scope);
     for j in &twj.joins {
         add_factor(&j.relation, scope);
     }
 }
 
-fn add_factor(f: &TableFactor, scope: &mut Env<'_>) {
+pub(super) fn add_factor(f: &TableFactor, scope: &mut Env<'_>) {
     let alias_name =
         |a: &Option<sqlparser::ast::TableAlias>| a.as_ref().map(|a| a.name.value.clone());
     match f {
@@ -701,7 +709,7 @@ fn dml_returning(st: &Statement, env: &Env<'_>) -> Option<Vec<Item>> {
 }
 
 /// Where one expression's value comes from.
-fn expr_lineage(e: &Expr, scope: &Env<'_>) -> Lineage {
+pub(super) fn expr_lineage(e: &Expr, scope: &Env<'_>) -> Lineage {
     let mut bare = e;
     while let Expr::Cast { expr, .. } | Expr::Nested(expr) = bare {
         bare = expr;
@@ -726,7 +734,7 @@ fn expr_lineage(e: &Expr, scope: &Env<'_>) -> Lineage {
 }
 
 /// Every source the identifiers, subqueries and functions inside `node` reach.
-fn sources_in<V: Visit>(node: &V, scope: &Env<'_>) -> Vec<Source> {
+pub(super) fn sources_in<V: Visit>(node: &V, scope: &Env<'_>) -> Vec<Source> {
     let mut c = Collector {
         scope,
         depth: 0,
@@ -927,7 +935,7 @@ pub fn notify_mentions(statements: &[Statement]) -> Option<Vec<Source>> {
     Some(out.sources)
 }
 
-fn name_parts(name: &ObjectName) -> Vec<String> {
+pub(super) fn name_parts(name: &ObjectName) -> Vec<String> {
     name.0
         .iter()
         .map(|p| match p {

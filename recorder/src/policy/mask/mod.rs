@@ -3,9 +3,11 @@
 
 pub mod column_pattern;
 pub mod config;
+pub mod derived_relations;
 pub mod detectors;
 pub mod fold;
 pub mod lineage;
+pub mod relation_definitions;
 pub mod rules;
 pub mod session_masker;
 pub mod strategy;

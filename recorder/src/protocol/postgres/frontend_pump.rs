@@ -28,9 +28,7 @@ use super::refusal::{refusal_parse, refusal_query};
 use super::session_state::SessionState;
 use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
-use crate::approvals::shape::shape;
 use crate::policy::guard::Denial;
-use crate::policy::sql::lexer::Settings;
 use crate::policy::sql::{Sql, on_right_stack};
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
@@ -286,22 +284,30 @@ impl FrontendState {
         }
         let guard = state.guard.clone();
         let approvals = state.approvals.clone();
+        let derived = state.masking.catalog.derived().clone();
         let shapes = (!self.approved_shapes.is_empty()).then(|| self.approved_shapes.clone());
         on_right_stack(
             sql,
             state.sql_settings.get(),
             move |sql: &Sql<'_>| {
-                // Column rules plan results from the same parse (see `lineage`).
-                let columns = (!column_maskers.is_empty()).then(|| Arc::new(read_columns(sql)));
+                // Column rules plan results from the same parse (see `lineage`), and
+                // follow the views and tables it defines (`derived_relations`).
+                let columns = (!column_maskers.is_empty()).then(|| {
+                    if let Ok(statements) = sql.statements() {
+                        derived.note(statements);
+                    }
+                    Arc::new(read_columns(sql))
+                });
                 match guard
                     .check_sql(sql)
-                    .or_else(|| masked_notification(sql, &column_maskers))
+                    .or_else(|| masked_notification(sql, &column_maskers, &derived))
                 {
                     Some(d) => (Some(d), None, columns),
                     None => {
                         let needs = approvals.check(sql);
-                        let covered = needs.is_some()
-                            && shapes.as_ref().is_some_and(|s| s.contains(&shape(sql)));
+                        let covered = needs
+                            .as_ref()
+                            .is_some_and(|n| shapes.as_ref().is_some_and(|s| s.contains(&n.shape)));
                         (None, needs.filter(|_| !covered), columns)
                     }
                 }
@@ -311,20 +317,10 @@ impl FrontendState {
         .await
     }
 
-    /// Whether a session-wide approval covers `sql`'s shape (no parse when there is
-    /// none, the common case).
-    async fn approved_for_session(&self, sql: &str) -> bool {
-        if self.approved_shapes.is_empty() {
-            return false;
-        }
-        let shapes = self.approved_shapes.clone();
-        on_right_stack(
-            sql,
-            Settings::default(),
-            move |sql: &Sql<'_>| shapes.contains(&shape(sql)),
-            || false,
-        )
-        .await
+    /// Whether a session-wide approval granted since the statement arrived covers
+    /// its shape (read then, as the server read it).
+    fn approved_for_session(&self, needs: &NeedsApproval) -> bool {
+        self.approved_shapes.contains(&needs.shape)
     }
 
     /// Goes on after a hold: an approved statement is forwarded (and its shape
@@ -337,17 +333,8 @@ impl FrontendState {
         decision: Decision,
     ) -> Action {
         if let Outcome::Approved { scope } = decision.outcome {
-            if scope == Scope::Session {
-                let s = on_right_stack(
-                    &held.sql,
-                    state.sql_settings.get(),
-                    |sql: &Sql<'_>| shape(sql),
-                    String::new,
-                )
-                .await;
-                if !s.is_empty() {
-                    self.approved_shapes.insert(s);
-                }
+            if scope == Scope::Session && !held.needs.shape.is_empty() {
+                self.approved_shapes.insert(held.needs.shape.clone());
             }
             match at {
                 Held::Query => {
@@ -543,7 +530,7 @@ impl FrontendState {
                 let mut payload = std::mem::take(&mut self.pending_bytes);
                 payload.extend_from_slice(raw);
                 let needs = match needs {
-                    Some(n) if !self.approved_for_session(&sql).await => Some(n),
+                    Some(n) if !self.approved_for_session(&n) => Some(n),
                     _ => None,
                 };
                 if let Some(needs) = needs {

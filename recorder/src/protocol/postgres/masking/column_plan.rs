@@ -84,16 +84,36 @@ pub fn plan(
                 (_, JSON | JSONB) => Encoding::TextJson,
                 _ => Encoding::Text,
             };
+            // A column of a view read at session start stands for what the view
+            // computes it from, whatever the statement's text says.
+            let view_source = (masker.has_column_rules() && c.table_oid != 0)
+                .then(|| catalog.view_column(c.table_oid, c.column_attr))
+                .flatten();
             let (rule, transformed) = if !masker.has_column_rules() {
                 (None, false)
             } else if let Some(r) = column_rule(masker, catalog, c) {
                 (Some(r), false)
             } else {
-                match (&lineage, stmt) {
-                    (Some(l), _) => lineage_rule(masker, catalog, &l[i]),
+                match (&lineage, stmt, view_source) {
+                    (Some(l), _, Some(v)) => {
+                        let mut l = l[i].clone();
+                        if !l.sources.iter().any(|s| same_column(s, &v)) {
+                            l.add_source(v);
+                        }
+                        lineage_rule(masker, catalog, &l)
+                    }
+                    (Some(l), _, None) => lineage_rule(masker, catalog, &l[i]),
+                    (None, _, Some(v)) => lineage_rule(
+                        masker,
+                        catalog,
+                        &Lineage {
+                            sources: vec![v],
+                            direct: true,
+                        },
+                    ),
                     // Computed columns of a statement the gateway cannot read: err on
                     // the side of masking, with the first column rule.
-                    (None, StatementColumns::Unreadable) if c.table_oid == 0 => (
+                    (None, StatementColumns::Unreadable, None) if c.table_oid == 0 => (
                         Some((0, format!("{}/lineage:unreadable", masker.columns[0].rule))),
                         true,
                     ),
@@ -138,6 +158,8 @@ pub(crate) fn lineage_rule(
     l: &Lineage,
 ) -> (Option<(usize, String)>, bool) {
     let label = |r: usize, what: &str| (r, format!("{}/lineage:{what}", masker.columns[r].rule));
+    // Views and filled tables stand also for what they are computed from.
+    let l = &catalog.expand(l);
     for s in &l.sources {
         let found = match s {
             Source::WholeRow { schema, table } => {
@@ -170,6 +192,30 @@ pub(crate) fn lineage_rule(
         }
     }
     (None, false)
+}
+
+/// Whether two sources name the same column of the same table (one may leave the
+/// schema out).
+fn same_column(a: &Source, b: &Source) -> bool {
+    match (a, b) {
+        (
+            Source::Column {
+                schema: s1,
+                table: Some(t1),
+                column: c1,
+            },
+            Source::Column {
+                schema: s2,
+                table: Some(t2),
+                column: c2,
+            },
+        ) => {
+            t1.eq_ignore_ascii_case(t2)
+                && c1.eq_ignore_ascii_case(c2)
+                && (s1.is_none() || s2.is_none() || s1 == s2)
+        }
+        _ => false,
+    }
 }
 
 fn column_rule(masker: &SessionMasker, catalog: &Catalog, c: &Column) -> Option<(usize, String)> {

@@ -131,25 +131,21 @@ fn plan_parsed(
             }
         })
         .collect();
-    // Computed columns of a query get the rules of the columns they are made from.
-    let mut rest = None;
-    if let Some((CopySource::Query(q), _, _)) = copy
-        && masker.has_column_rules()
-    {
-        let (lineage, unplaced) = query_lineage(&of_query(q), catalog);
-        let mask_of = |l: &Lineage| {
-            let (rule, transformed) = lineage_rule(masker, catalog, l);
-            let nulled_label = rule.as_ref().and_then(|(r, label)| {
-                binary.then(|| format!("{}/binary_nulled:{label}", masker.columns[*r].rule))
-            });
-            ColumnMask {
-                encoding,
-                rule,
-                nulled_label,
-                context: Context::default(),
-                transformed,
-            }
-        };
+    let mask_of = |l: &Lineage| {
+        let (rule, transformed) = lineage_rule(masker, catalog, l);
+        let nulled_label = rule.as_ref().and_then(|(r, label)| {
+            binary.then(|| format!("{}/binary_nulled:{label}", masker.columns[*r].rule))
+        });
+        ColumnMask {
+            encoding,
+            rule,
+            nulled_label,
+            context: Context::default(),
+            transformed,
+        }
+    };
+    // Fields without a rule of their own take the rules of what they are made from.
+    let fill = |columns: &mut Vec<ColumnMask>, lineage: &[Lineage]| {
         for (i, l) in lineage.iter().enumerate() {
             match columns.get_mut(i) {
                 Some(c) if c.rule.is_some() => {}
@@ -162,13 +158,96 @@ fn plan_parsed(
                 None => columns.push(mask_of(l)),
             }
         }
-        rest = unplaced.map(|l| mask_of(&l)).filter(|m| m.rule.is_some());
+    };
+    let mut rest = None;
+    match copy {
+        // Computed columns of a query get the rules of the columns they are made from.
+        Some((CopySource::Query(q), _, _)) if masker.has_column_rules() => {
+            let (lineage, unplaced) = query_lineage(&of_query(q), catalog);
+            fill(&mut columns, &lineage);
+            rest = unplaced.map(|l| mask_of(&l)).filter(|m| m.rule.is_some());
+        }
+        // A view's or a filled table's columns carry what they were made from.
+        Some((
+            CopySource::Table {
+                table_name,
+                columns: listed,
+            },
+            _,
+            _,
+        )) if masker.has_column_rules() => {
+            if let Some((schema, table)) = split_name(table_name) {
+                rest = derived_table(
+                    &mut columns,
+                    &schema,
+                    &table,
+                    listed,
+                    catalog,
+                    &fill,
+                    &mask_of,
+                );
+            }
+        }
+        _ => {}
     }
     CopyPlan {
         format,
         columns,
         rest,
         rows: 0,
+    }
+}
+
+/// Plans the fields of a COPY of a view or of a table the session filled from other
+/// columns: by name where its columns are known, else every field may hold any of
+/// what it was made from (the mask of every field, returned as the plan's `rest`).
+fn derived_table(
+    columns: &mut Vec<ColumnMask>,
+    schema: &Option<String>,
+    table: &str,
+    listed: &[sqlparser::ast::Ident],
+    catalog: &Catalog,
+    fill: &dyn Fn(&mut Vec<ColumnMask>, &[Lineage]),
+    mask_of: &dyn Fn(&Lineage) -> ColumnMask,
+) -> Option<ColumnMask> {
+    let whole = Lineage {
+        sources: vec![Source::WholeRow {
+            schema: schema.clone(),
+            table: table.to_string(),
+        }],
+        direct: false,
+    };
+    if catalog.expand(&whole).sources.len() <= 1 {
+        return None; // a plain table: its own columns' rules are all there is
+    }
+    let names: Option<Vec<String>> = if listed.is_empty() {
+        catalog.derived_column_names(schema.as_deref(), table)
+    } else {
+        Some(listed.iter().map(|c| c.value.clone()).collect())
+    };
+    match names {
+        Some(names) => {
+            let lineage: Vec<Lineage> = names
+                .into_iter()
+                .map(|column| Lineage {
+                    sources: vec![Source::Column {
+                        schema: schema.clone(),
+                        table: Some(table.to_string()),
+                        column,
+                    }],
+                    direct: true,
+                })
+                .collect();
+            fill(columns, &lineage);
+            None
+        }
+        None => {
+            let every = mask_of(&whole);
+            every.rule.as_ref()?;
+            let n = columns.len();
+            fill(columns, &vec![whole; n]);
+            Some(every)
+        }
     }
 }
 
@@ -185,8 +264,38 @@ fn query_lineage(items: &[Item], catalog: &Catalog) -> (Vec<Lineage>, Option<Lin
                     [(schema, table)] => catalog.columns_of(schema.as_deref(), table),
                     _ => Vec::new(),
                 };
+                // A view's or a filled table's columns, by the names it was defined with.
+                let derived = match tables.as_slice() {
+                    [(schema, table)] if listed.is_empty() => catalog
+                        .derived_column_names(schema.as_deref(), table)
+                        .map(|names| (schema, table, names)),
+                    _ => None,
+                };
+                if let Some((schema, table, names)) = derived {
+                    out.extend(names.into_iter().map(|column| Lineage {
+                        sources: vec![Source::Column {
+                            schema: schema.clone(),
+                            table: Some(table.clone()),
+                            column,
+                        }],
+                        direct: true,
+                    }));
+                    continue;
+                }
                 if listed.is_empty() {
                     let mut rest = Lineage::default();
+                    // What the `*`'s own relations were made from, if any is derived.
+                    for (schema, table) in tables {
+                        let whole = Lineage {
+                            sources: vec![Source::WholeRow {
+                                schema: schema.clone(),
+                                table: table.clone(),
+                            }],
+                            direct: false,
+                        };
+                        rest.sources
+                            .extend(catalog.expand(&whole).sources.into_iter().skip(1));
+                    }
                     for later in &items[k + 1..] {
                         if let Item::One(l) = later {
                             rest.sources.extend(l.sources.iter().cloned());
