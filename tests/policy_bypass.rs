@@ -371,6 +371,11 @@ fn table_rules_cover_every_form_that_reads_the_table() {
             "LOCK payroll",
             "SELECT * FROM \"payroll\"",
             "SELECT * FROM public . payroll",
+            // The same forms inside SQL text the server runs later.
+            "DO $$ BEGIN EXECUTE 'ALTER TABLE payroll RENAME TO p2'; END $$",
+            "DO $$ BEGIN LOCK payroll; END $$",
+            "CREATE FUNCTION ren() RETURNS void LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE payroll RENAME TO p2; END $$",
+            "SELECT query_to_xml('LOCK payroll', true, false, '')",
         ] {
             refused(&c, sql, "payroll is off limits").await;
         }
