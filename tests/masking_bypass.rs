@@ -100,6 +100,28 @@ fn assert_no_raw(what: &str, value: &str) {
     }
 }
 
+/// No raw form of a masked value is anywhere in the decompressed archive (commands
+/// and results alike), and the card rule fired by lineage; returns the events'
+/// `masked` entries, as JSON.
+fn assert_archive_clean(gw: &GatewayProc) -> String {
+    let archive = support::parquet_dump::decompressed_archive(gw.archive());
+    let text = String::from_utf8_lossy(&archive);
+    for raw in raw_forms() {
+        if let Some(at) = text.find(&raw) {
+            let from = text.floor_char_boundary(at.saturating_sub(300));
+            let to = text.ceil_char_boundary(at + raw.len() + 100);
+            panic!("`{raw}` is in the archive: …{}…", &text[from..to]);
+        }
+    }
+    let rows = support::query_json(
+        gw.archive(),
+        "SELECT masked FROM events WHERE cardinality(masked) > 0",
+    );
+    let masked = serde_json::to_string(&rows).unwrap();
+    assert!(masked.contains("cards/lineage:customers.card"), "{masked}");
+    masked
+}
+
 #[test]
 fn values_computed_from_a_masked_column_stay_masked() {
     let pg = PgServer::start();
@@ -167,22 +189,7 @@ fn values_computed_from_a_masked_column_stay_masked() {
         assert_eq!(rows[0].get::<_, Option<i32>>(1), None, "null strategy");
     });
     assert!(gw.stop(), "{}", gw.log());
-    let archive = support::parquet_dump::decompressed_archive(gw.archive());
-    let text = String::from_utf8_lossy(&archive);
-    // The recorded commands hold no values; the results hold none either.
-    for raw in raw_forms() {
-        if let Some(at) = text.find(&raw) {
-            let from = text.floor_char_boundary(at.saturating_sub(300));
-            let to = text.ceil_char_boundary(at + raw.len() + 100);
-            panic!("`{raw}` is in the archive: …{}…", &text[from..to]);
-        }
-    }
-    let rows = support::query_json(
-        gw.archive(),
-        "SELECT masked FROM events WHERE cardinality(masked) > 0",
-    );
-    let masked = serde_json::to_string(&rows).unwrap();
-    assert!(masked.contains("cards/lineage:customers.card"), "{masked}");
+    let masked = assert_archive_clean(&gw);
     assert!(
         masked.contains("accounts/lineage:customers.acct"),
         "{masked}"
@@ -427,15 +434,5 @@ fn views_and_filled_tables_carry_the_rules_of_what_they_are_made_from() {
         assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42501"));
     });
     assert!(gw.stop(), "{}", gw.log());
-    let archive = support::parquet_dump::decompressed_archive(gw.archive());
-    let text = String::from_utf8_lossy(&archive);
-    for raw in raw_forms() {
-        assert!(!text.contains(&raw), "`{raw}` is in the archive");
-    }
-    let masked = serde_json::to_string(&support::query_json(
-        gw.archive(),
-        "SELECT masked FROM events WHERE cardinality(masked) > 0",
-    ))
-    .unwrap();
-    assert!(masked.contains("cards/lineage:customers.card"), "{masked}");
+    assert_archive_clean(&gw);
 }

@@ -509,20 +509,22 @@ fn compare(op: &BinaryOperator, ord: std::cmp::Ordering) -> Option<Constant> {
     Some(Constant::Bool(b))
 }
 
+/// The facts of every statement of a parsed nested text, each with its own words.
+fn parsed_facts(stmts: &[Statement], lexed: &Lexed, settings: Settings, depth: usize) -> Facts {
+    let mut f = Facts::default();
+    for (i, stmt) in stmts.iter().enumerate() {
+        f.merge(statement_facts(stmt, lexed.words.get(i), settings, depth));
+    }
+    f
+}
+
 /// The facts of SQL text found inside a statement, read as the server would.
 fn facts_of_text(text: &str, settings: Settings, depth: usize, what: &str) -> Facts {
     let reading = read_nested(text, settings);
     let mut f = Facts::default();
     match &reading.parsed {
         Ok(stmts) => {
-            for (i, stmt) in stmts.iter().enumerate() {
-                f.merge(statement_facts(
-                    stmt,
-                    reading.lexed.words.get(i),
-                    settings,
-                    depth,
-                ));
-            }
+            f.merge(parsed_facts(stmts, &reading.lexed, settings, depth));
         }
         Err(e) => {
             f.merge(words_facts(&reading.lexed, settings, depth));
@@ -599,16 +601,7 @@ pub fn procedural_facts(body: &str, settings: Settings, depth: usize) -> Facts {
             .to_string();
         let reading = read_nested(&statement, settings);
         match &reading.parsed {
-            Ok(stmts) => {
-                for (i, stmt) in stmts.iter().enumerate() {
-                    f.merge(statement_facts(
-                        stmt,
-                        reading.lexed.words.get(i),
-                        settings,
-                        depth,
-                    ));
-                }
-            }
+            Ok(stmts) => f.merge(parsed_facts(stmts, &reading.lexed, settings, depth)),
             Err(_) => {
                 let single = Lexed {
                     text: lexed.text.clone(),
