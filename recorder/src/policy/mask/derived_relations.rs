@@ -142,7 +142,8 @@ pub struct DerivedRelations {
     /// A catalog view's OID → its schema, name and column names by attribute number.
     views: HashMap<u32, (String, String, Vec<String>)>,
     count: usize,
-    /// More definitions came than are kept: any relation may hold anything.
+    /// More definitions came than are kept, or SQL whose definitions cannot be read
+    /// ran: any relation not defined here may hold anything.
     overflowed: bool,
 }
 
@@ -322,16 +323,34 @@ impl SharedDerived {
         SharedDerived(Arc::new(RwLock::new(d)))
     }
 
-    /// Adds what `statements` define.
+    /// Adds what `statements` define. A function, procedure or trigger body may define
+    /// or fill relations when it runs, out of sight: from then on any relation the
+    /// session did not define may hold anything.
     pub fn note(&self, statements: &[Statement]) {
         let defs = definitions_in(statements);
-        if defs.is_empty() {
+        let hidden = statements.iter().any(|st| {
+            matches!(
+                st,
+                Statement::CreateFunction(_)
+                    | Statement::CreateProcedure { .. }
+                    | Statement::CreateTrigger(_)
+            )
+        });
+        if defs.is_empty() && !hidden {
             return;
         }
         let mut d = self.0.write().unwrap_or_else(|e| e.into_inner());
         for def in &defs {
             d.add(def);
         }
+        d.overflowed |= hidden;
+    }
+
+    /// A text the gateway cannot parse (a `DO` block among them) may define or fill
+    /// relations it cannot read: from then on any relation the session did not define
+    /// may hold anything.
+    pub fn note_unreadable(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).overflowed = true;
     }
 
     /// The relations as they stand.
@@ -469,6 +488,30 @@ mod tests {
         let d = session(&[&sql]);
         let l = d.expand(&one(col("wide", "x")));
         assert!(l.sources.contains(&Source::Unknown), "{}", l.sources.len());
+    }
+
+    #[test]
+    fn a_body_that_runs_later_makes_every_undefined_relation_anything() {
+        let shared = SharedDerived::default();
+        let parsed = Sql::new("SELECT reverse(card) FROM customers");
+        shared.note(parsed.statements().unwrap());
+        let plain = shared.read().expand(&one(col("orders", "total")));
+        assert_eq!(plain.sources, [col("orders", "total")]);
+        let parsed = Sql::new(
+            "CREATE FUNCTION mk() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'CREATE VIEW v AS SELECT 1'; END $$",
+        );
+        shared.note(parsed.statements().unwrap());
+        let after = shared.read().expand(&one(col("v", "x")));
+        assert!(after.sources.contains(&Source::Unknown), "{after:?}");
+        let unreadable = SharedDerived::default();
+        unreadable.note_unreadable();
+        assert!(
+            unreadable
+                .read()
+                .expand(&one(col("dv", "r")))
+                .sources
+                .contains(&Source::Unknown)
+        );
     }
 
     #[test]

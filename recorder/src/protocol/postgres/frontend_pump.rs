@@ -293,8 +293,9 @@ impl FrontendState {
                 // Column rules plan results from the same parse (see `lineage`), and
                 // follow the views and tables it defines (`derived_relations`).
                 let columns = (!column_maskers.is_empty()).then(|| {
-                    if let Ok(statements) = sql.statements() {
-                        derived.note(statements);
+                    match sql.statements() {
+                        Ok(statements) => derived.note(statements),
+                        Err(_) => derived.note_unreadable(),
                     }
                     Arc::new(read_columns(sql))
                 });
