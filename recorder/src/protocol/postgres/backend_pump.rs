@@ -216,22 +216,32 @@ pub async fn run(
             // that close must not be mistaken for the upstream leaving on its own.
             biased;
             _ = shutdown.reached(Phase::Terminating) => {
-                let msg = gateway_error(
-                    "FATAL",
-                    "57P01",
-                    "terminating connection because the tapline gateway is shutting down",
-                    Some("reconnect in a moment; your session up to here is recorded".into()),
-                );
-                let _ = state.client_writer.lock().await.write_all(&msg).await;
-                return Ok(BackendEnd::Shutdown);
+                return Ok(shut_down(&state).await);
             }
             r = server.read_buf(&mut buf) => r?,
         };
         if n == 0 {
+            // The frontend sends Terminate upstream when the grace runs out; the close
+            // that follows can be read here first.
+            if shutdown.phase() >= Phase::Terminating {
+                return Ok(shut_down(&state).await);
+            }
             return Ok(BackendEnd::Closed);
         }
         state.add_bytes_from_server(n);
     }
+}
+
+/// Tells the client the gateway is shutting down (its grace ran out).
+async fn shut_down(state: &SessionState) -> BackendEnd {
+    let msg = gateway_error(
+        "FATAL",
+        "57P01",
+        "terminating connection because the tapline gateway is shutting down",
+        Some("reconnect in a moment; your session up to here is recorded".into()),
+    );
+    let _ = state.client_writer.lock().await.write_all(&msg).await;
+    BackendEnd::Shutdown
 }
 
 /// A server message no command claims (a notice between commands, a notification),
