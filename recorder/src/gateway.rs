@@ -11,6 +11,7 @@ use crate::config::GatewayConfig;
 use crate::error::RecorderError;
 use crate::policy::mask::rules::MaskRules;
 use crate::protocol::{self, Limits, TapContext};
+use crate::session::ServerTls;
 use crate::shutdown::{self, Phase};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,10 +30,17 @@ pub struct RunSummary {
     pub sessions_cut: usize,
 }
 
+/// One connection's bound listener and its TLS identity.
+struct Listener {
+    conn: Arc<crate::config::ConnectionConfig>,
+    socket: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+}
+
 /// A gateway whose listeners are bound and ready.
 pub struct Gateway {
     config: GatewayConfig,
-    listeners: Vec<(Arc<crate::config::ConnectionConfig>, TcpListener)>,
+    listeners: Vec<Listener>,
     /// The admin API's listener and TLS, when approvals are configured.
     admin: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
     writer: ArchiveWriter,
@@ -56,7 +64,20 @@ impl Gateway {
             ));
         }
         let mut listeners = Vec::new();
-        for c in &config.connections {
+        for (i, c) in config.connections.iter().enumerate() {
+            let tls = match &c.tls_files {
+                None => None,
+                Some(files) => Some(Arc::new(ServerTls::load(files, c.protocol.alpn()).map_err(
+                    |problem| {
+                        crate::config::ConfigError::at(
+                            format!("connections[{i}].tls_cert"),
+                            problem,
+                            "point tls_cert and tls_key at a PEM certificate chain (leaf first) and its private key",
+                        )
+                        .in_source("configuration")
+                    },
+                )?)),
+            };
             let listener =
                 TcpListener::bind(c.listen)
                     .await
@@ -65,7 +86,11 @@ impl Gateway {
                         addr: c.listen,
                         source,
                     })?;
-            listeners.push((Arc::new(c.clone()), listener));
+            listeners.push(Listener {
+                conn: Arc::new(c.clone()),
+                socket: listener,
+                tls,
+            });
         }
         let admin = match &config.approvals.admin {
             None => None,
@@ -115,7 +140,7 @@ impl Gateway {
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|(c, l)| l.local_addr().ok().map(|a| (c.name.clone(), a)))
+            .filter_map(|l| l.socket.local_addr().ok().map(|a| (l.conn.name.clone(), a)))
             .collect()
     }
 
@@ -124,12 +149,12 @@ impl Gateway {
         let (trigger, shutdown) = shutdown::channel();
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let postgres = Arc::new(protocol::postgres::Shared::default());
+        let taps = protocol::Taps::default();
         let limits = Limits {
             max_message_bytes: self.config.max_message_bytes,
             max_recorded_result_bytes: self.config.max_recorded_result_bytes,
         };
-        for (conn, _) in &self.listeners {
+        for Listener { conn, .. } in &self.listeners {
             if let crate::config::ClientAuth::Oidc(v) = &conn.client_auth {
                 match v.preload().await {
                     Ok(n) => {
@@ -168,14 +193,26 @@ impl Gateway {
             }
             _ => None,
         };
+        let reload_task = tls_reload_on_sighup(
+            self.listeners
+                .iter()
+                .filter_map(|l| l.tls.clone().map(|t| (l.conn.name.clone(), t)))
+                .collect(),
+        );
         let mut accept_tasks = Vec::new();
-        for (conn, listener) in self.listeners {
+        for Listener {
+            conn,
+            socket: listener,
+            tls,
+        } in self.listeners
+        {
             let ctx = Arc::new(TapContext {
                 connection: conn.clone(),
+                tls,
+                tap: taps.for_protocol(conn.protocol),
                 writer: self.writer.handle(),
                 limits,
                 shutdown: shutdown.clone(),
-                postgres: postgres.clone(),
                 deny: self.config.deny.clone(),
                 masking: self.config.masking.clone(),
                 approvals: self.config.approvals.rules.clone(),
@@ -187,12 +224,9 @@ impl Gateway {
             tracing::info!(
                 connection = %conn.name,
                 listen = %conn.listen,
-                upstream = %conn.upstream,
-                client_auth = match conn.client_auth {
-                    crate::config::ClientAuth::Trust => "trust (loopback only: anyone who can reach this port is let in under the user name they give)",
-                    crate::config::ClientAuth::Secrets(_) => "per-user secrets (SCRAM-SHA-256)",
-                    crate::config::ClientAuth::Oidc(_) => "OIDC tokens as passwords",
-                },
+                upstream = %conn.upstream_label(),
+                client_auth = conn.client_auth.describe(),
+                tls = conn.tls.as_str(),
                 "listening"
             );
             accept_tasks.push(tokio::spawn(async move {
@@ -241,6 +275,9 @@ impl Gateway {
             trigger.set(Phase::Terminating);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), alive_rx.recv()).await;
         }
+        if let Some(task) = reload_task {
+            task.abort();
+        }
         if let Some((stop_tx, task)) = admin_task {
             let _ = stop_tx.send(());
             let _ = task.await;
@@ -257,4 +294,36 @@ impl Gateway {
             sessions_cut,
         })
     }
+}
+
+/// Reloads every listener's certificate and key on SIGHUP, so a renewed certificate
+/// is served without a restart; live sessions keep the TLS they began with. A reload
+/// that fails keeps the identity in use and says why in the log.
+fn tls_reload_on_sighup(
+    identities: Vec<(String, Arc<ServerTls>)>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if identities.is_empty() {
+        return None;
+    }
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; TLS certificates reload only on restart");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            for (connection, tls) in &identities {
+                match tls.reload() {
+                    Ok(()) => {
+                        tracing::info!(%connection, cert = %tls.files().cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(%connection, error = %e, "TLS certificate reload failed; still serving the previous one")
+                    }
+                }
+            }
+        }
+    }))
 }

@@ -12,7 +12,7 @@ pub mod gateway;
 pub mod identity;
 pub mod policy;
 pub mod protocol;
-pub mod scram;
+pub mod session;
 pub mod shutdown;
 
 pub use config::GatewayConfig;

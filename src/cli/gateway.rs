@@ -4,7 +4,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tapline_recorder::config::{ByteSize, ConfigFile, ConnectionSection, DEFAULT_SPOOL, Origin};
+use tapline_recorder::config::{
+    ByteSize, ConfigFile, ConnectionSection, DEFAULT_SPOOL, ListenerSection, Origin,
+    ProtocolSection,
+};
+use tapline_recorder::protocol::postgres::config::PostgresSection;
 use tapline_recorder::{Gateway, GatewayConfig};
 use tapline_store::spool::{BacklogStatus, read_status, spool_is_locked};
 use tapline_store::{Archive, ArchiveLocation, GatewayKey};
@@ -121,13 +125,17 @@ fn load_config(args: &GatewayArgs) -> anyhow::Result<GatewayConfig> {
                 .context("--upstream is required with --listen, e.g. --upstream postgres://app@127.0.0.1:5432/appdb")?;
             let file = ConfigFile {
                 connections: vec![ConnectionSection {
-                    name: Some(args.name.clone()),
-                    protocol: Some("postgres".into()),
-                    listen: Some(listen.clone()),
-                    upstream: Some(upstream),
-                    upstream_password_env: args.upstream_password_env.clone(),
-                    upstream_password_file: args.upstream_password_file.clone(),
-                    ..Default::default()
+                    listener: ListenerSection {
+                        name: Some(args.name.clone()),
+                        listen: Some(listen.clone()),
+                        ..Default::default()
+                    },
+                    protocol: ProtocolSection::Postgres(PostgresSection {
+                        upstream: Some(upstream),
+                        upstream_password_env: args.upstream_password_env.clone(),
+                        upstream_password_file: args.upstream_password_file.clone(),
+                        ..Default::default()
+                    }),
                 }],
                 ..Default::default()
             };
@@ -158,7 +166,7 @@ fn load_config(args: &GatewayArgs) -> anyhow::Result<GatewayConfig> {
         g.durability = args.durability.clone();
         // The flag is the operator's last word: it overrides per-connection settings.
         for c in &mut file.connections {
-            c.durability = None;
+            c.listener.durability = None;
         }
     }
     if let Some(s) = &args.spool_max_bytes {

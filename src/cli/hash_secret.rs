@@ -3,7 +3,7 @@
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use tapline_recorder::scram::ScramVerifier;
+use tapline_recorder::protocol::postgres::scram::ScramVerifier;
 
 /// Turn a client secret into the verifier a connection's `[connections.users]` stores.
 ///

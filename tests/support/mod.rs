@@ -10,6 +10,7 @@ pub mod parquet_dump;
 pub mod postgres;
 pub mod raw_client;
 pub mod segments;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::Path;

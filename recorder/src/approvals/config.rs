@@ -4,8 +4,10 @@
 
 use super::admin_auth::{AdminAuth, AdminToken};
 use super::rules::{ApprovalRule, ApprovalRules, Scope};
-use crate::config::deny_rule::compile_rule;
-use crate::config::{DenySection, OidcSection};
+use crate::config::ConfigError;
+use crate::config::KeyPrefix;
+use crate::identity::config::{OidcSection, oidc_settings};
+use crate::policy::guard::config::{DenySection, compile_rule};
 use crate::policy::guard::{DenyRules, Unparseable};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -95,10 +97,8 @@ pub struct AdminConfig {
     pub auth: Arc<AdminAuth>,
 }
 
-type Problem = (String, String, String);
-
-fn problem(key: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) -> Problem {
-    (key.into(), what.into(), fix.into())
+fn problem(key: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+    ConfigError::at(key, what, fix)
 }
 
 /// Validates the approval sections.
@@ -106,8 +106,7 @@ pub fn approvals(
     section: &ApprovalsSection,
     rules: &[ApproveSection],
     connections: &HashSet<String>,
-    oidc: impl Fn(&OidcSection) -> Result<crate::identity::OidcSettings, Problem>,
-) -> Result<ApprovalsConfig, Problem> {
+) -> Result<ApprovalsConfig, ConfigError> {
     let default_timeout = match &section.timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) => crate::config::parse_duration(t).map_err(|e| {
@@ -248,7 +247,10 @@ pub fn approvals(
     }
     let oidc = match &section.oidc {
         None => None,
-        Some(o) => Some(crate::identity::OidcValidator::new(oidc(o)?)),
+        Some(o) => Some(crate::identity::OidcValidator::new(oidc_settings(
+            o,
+            KeyPrefix("approvals.oidc"),
+        )?)),
     };
     let wanted = !by_name.is_empty() || !tokens.is_empty() || oidc.is_some();
     if !by_name.is_empty() && tokens.is_empty() && oidc.is_none() {
@@ -310,10 +312,6 @@ mod tests {
         ["pg".to_string()].into_iter().collect()
     }
 
-    fn no_oidc(_: &OidcSection) -> Result<crate::identity::OidcSettings, Problem> {
-        Err(problem("approvals.oidc", "unused", ""))
-    }
-
     fn rule() -> ApproveSection {
         ApproveSection {
             name: Some("writes".into()),
@@ -338,7 +336,7 @@ mod tests {
             tokens: vec![token()],
             ..Default::default()
         };
-        let c = approvals(&s, &[rule()], &conns(), no_oidc).unwrap();
+        let c = approvals(&s, &[rule()], &conns()).unwrap();
         let admin = c.admin.unwrap();
         assert_eq!(admin.listen.to_string(), DEFAULT_ADMIN_LISTEN);
         assert_eq!(c.rules.rules["writes"].timeout, DEFAULT_TIMEOUT);
@@ -348,7 +346,9 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         let check = |s: ApprovalsSection, r: Vec<ApproveSection>, key: &str, says: &str| {
-            let (k, p, _) = approvals(&s, &r, &conns(), no_oidc).unwrap_err();
+            let ConfigError {
+                key: k, problem: p, ..
+            } = approvals(&s, &r, &conns()).unwrap_err();
             assert_eq!(k, key);
             assert!(p.contains(says), "{p}");
         };

@@ -3,6 +3,7 @@
 //! as its password); this module says who that is, or why not, in words the caller
 //! can act on. The PostgreSQL tap uses it today; the MySQL and SSH taps reuse it as is.
 
+pub mod config;
 pub mod jwks;
 pub mod oidc;
 pub mod rejection;

@@ -5,6 +5,7 @@
 //! server may give it (`policy::sql`), so neither packing, nesting, preparing nor a
 //! change of `standard_conforming_strings` gets past a rule.
 
+pub mod config;
 pub mod facts;
 pub mod pattern;
 pub mod statement_kind;

@@ -6,6 +6,7 @@ use super::column_pattern::ColumnPattern;
 use super::detectors::Detector;
 use super::rules::{MaskRule, MaskRules};
 use super::strategy::Strategy;
+use crate::config::ConfigError;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -51,16 +52,13 @@ pub struct MaskSection {
     pub scrub_commands: Option<bool>,
 }
 
-/// A validation failure: the key, what is wrong, how to fix it.
-pub type MaskConfigError = (String, String, String);
-
 /// Validates the masking sections; `connections` are the declared connection names.
 pub fn mask_rules(
     masking: &MaskingSection,
     sections: &[MaskSection],
     connections: &HashSet<String>,
-) -> Result<MaskRules, MaskConfigError> {
-    let err = |key: String, problem: String, fix: &str| (key, problem, fix.to_string());
+) -> Result<MaskRules, ConfigError> {
+    let err = |key: String, problem: String, fix: &str| ConfigError::at(key, problem, fix);
     let hash_key = hash_key(masking)?;
     let mut rules = Vec::new();
     let mut seen = HashSet::new();
@@ -177,26 +175,26 @@ pub fn mask_rules(
 
 /// The configured hash key, if any (32 bytes derived from whatever the file or
 /// variable holds, so any secret of enough length will do).
-fn hash_key(masking: &MaskingSection) -> Result<Option<[u8; 32]>, MaskConfigError> {
+fn hash_key(masking: &MaskingSection) -> Result<Option<[u8; 32]>, ConfigError> {
     let secret = match (&masking.hash_key_file, &masking.hash_key_env) {
         (Some(_), Some(_)) => {
-            return Err((
-                "masking.hash_key_env".into(),
-                "is set together with hash_key_file".into(),
-                "keep one of the two".into(),
+            return Err(ConfigError::at(
+                "masking.hash_key_env",
+                "is set together with hash_key_file",
+                "keep one of the two",
             ));
         }
         (Some(path), None) => std::fs::read(path).map_err(|e| {
-            (
-                "masking.hash_key_file".into(),
+            ConfigError::at(
+                "masking.hash_key_file",
                 format!("cannot read {}: {e}", path.display()),
-                "point it at a readable file holding at least 32 random bytes".into(),
+                "point it at a readable file holding at least 32 random bytes",
             )
         })?,
         (None, Some(var)) => std::env::var(var)
             .map_err(|_| {
-                (
-                    "masking.hash_key_env".into(),
+                ConfigError::at(
+                    "masking.hash_key_env",
                     format!("names ${var}, which is not set"),
                     format!("export {var} with at least 32 random characters"),
                 )
@@ -205,10 +203,10 @@ fn hash_key(masking: &MaskingSection) -> Result<Option<[u8; 32]>, MaskConfigErro
         (None, None) => return Ok(None),
     };
     if secret.len() < 32 {
-        return Err((
-            "masking".into(),
+        return Err(ConfigError::at(
+            "masking",
             format!("the hash key holds {} bytes, fewer than 32", secret.len()),
-            "use at least 32 random bytes (e.g. `head -c 32 /dev/urandom | base64`)".into(),
+            "use at least 32 random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
         ));
     }
     Ok(Some(blake3::derive_key(
@@ -250,8 +248,9 @@ mod tests {
     #[test]
     fn mistakes_name_the_key() {
         let check = |s: MaskSection, key: &str, says: &str| {
-            let (k, problem, _) =
-                mask_rules(&MaskingSection::default(), &[s], &conns()).unwrap_err();
+            let ConfigError {
+                key: k, problem, ..
+            } = mask_rules(&MaskingSection::default(), &[s], &conns()).unwrap_err();
             assert_eq!(k, key);
             assert!(problem.contains(says), "{problem}");
         };
@@ -298,7 +297,9 @@ mod tests {
             hash_key_file: Some(f),
             hash_key_env: None,
         };
-        let (k, problem, _) = mask_rules(&masking, &[], &conns()).unwrap_err();
+        let ConfigError {
+            key: k, problem, ..
+        } = mask_rules(&masking, &[], &conns()).unwrap_err();
         assert_eq!(k, "masking");
         assert!(problem.contains("fewer than 32"));
     }

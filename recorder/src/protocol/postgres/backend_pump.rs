@@ -27,8 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tapline_store::{Direction, EventDraft, Kind, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// How the upstream side ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,9 +173,9 @@ struct BackendState {
 }
 
 /// Runs until the upstream closes, the gateway shuts down, or an error.
-pub async fn run(
+pub async fn run<R: AsyncRead + Unpin>(
     state: Arc<SessionState>,
-    mut server: OwnedReadHalf,
+    mut server: R,
     mut buf: BytesMut,
     mut shutdown: Shutdown,
 ) -> Result<BackendEnd, TapError> {

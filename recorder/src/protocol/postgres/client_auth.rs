@@ -11,9 +11,9 @@
 use super::auth::{AuthRequest, parse_sasl_initial};
 use super::error_response::gateway_error;
 use super::io::{TapError, read_message};
+use super::scram::{MECHANISM, ScramServer, ScramVerifier};
 use crate::config::ClientAuth;
 use crate::identity::{Identity, OidcValidator};
-use crate::scram::{MECHANISM, ScramServer, ScramVerifier};
 use bytes::BytesMut;
 use std::sync::LazyLock;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};

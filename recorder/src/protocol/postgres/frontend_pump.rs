@@ -19,7 +19,7 @@ use super::encoding::PgEncoding;
 use super::error_response::gateway_error;
 use super::frame::peek_message_len;
 use super::frontend::{FrontendMessage, Target, render_param};
-use super::hold::{self, HeldStatement};
+use super::hold;
 use super::io::TapError;
 use super::masking::notification_guard::masked_notification;
 use super::masking::statement_columns::{ReadColumns, read_columns};
@@ -30,14 +30,14 @@ use crate::approvals::registry::{Decision, Outcome};
 use crate::approvals::rules::{NeedsApproval, Scope};
 use crate::policy::guard::Denial;
 use crate::policy::sql::{Sql, on_right_stack};
+use crate::session::hold::HeldCommand;
 use crate::shutdown::{Phase, Shutdown};
 use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tapline_store::{Direction, EventDraft, Kind, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How the client side ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,9 @@ struct FrontendState {
     /// Prepared statement name → (SQL, parameter type OIDs, the approval it needs,
     /// its select list when column rules read it).
     statements: HashMap<String, (String, Vec<u32>, Option<NeedsApproval>, Columns)>,
-    /// Portal name → the command text recorded when it is executed, its SQL, the
-    /// approval it needs, and its statement's select list.
-    portals: HashMap<String, (String, String, Option<NeedsApproval>, Columns)>,
+    /// Portal name → the command text recorded when it is executed, the approval it
+    /// needs, and its statement's select list.
+    portals: HashMap<String, (String, Option<NeedsApproval>, Columns)>,
     /// Statement shapes approved for the rest of the session.
     approved_shapes: HashSet<String>,
     /// Client bytes of Parse/Bind/Describe since the last Execute.
@@ -86,7 +86,7 @@ type Columns = Option<Arc<ReadColumns>>;
 enum Action {
     Forward,
     /// Wait for a person's decision, then forward or refuse.
-    Hold(Box<HeldStatement>, Held),
+    Hold(Box<HeldCommand>, Held),
     /// Not sent upstream.
     Drop,
     /// Sent upstream as these bytes instead.
@@ -109,12 +109,16 @@ enum Held {
 /// On a protocol error the client is told why (FATAL 08P01) before the socket closes.
 /// The upstream half is handed back rather than dropped, so the session's owner
 /// decides when the upstream sees the close, after it has recorded why.
-pub async fn run(
+pub async fn run<R, W>(
     state: Arc<SessionState>,
-    mut client: OwnedReadHalf,
-    mut server: OwnedWriteHalf,
+    mut client: R,
+    mut server: W,
     shutdown: Shutdown,
-) -> (Result<FrontendEnd, TapError>, OwnedWriteHalf) {
+) -> (Result<FrontendEnd, TapError>, W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let result = pump_messages(&state, &mut client, &mut server, shutdown).await;
     if let Err(e) = &result {
         let msg = e.to_fatal();
@@ -140,12 +144,16 @@ pub async fn run(
 /// How long the client's leftover input is drained after a protocol error.
 const DRAIN_AFTER_ERROR: std::time::Duration = std::time::Duration::from_millis(500);
 
-async fn pump_messages(
+async fn pump_messages<R, W>(
     state: &SessionState,
-    client: &mut OwnedReadHalf,
-    server: &mut OwnedWriteHalf,
+    client: &mut R,
+    server: &mut W,
     mut shutdown: Shutdown,
-) -> Result<FrontendEnd, TapError> {
+) -> Result<FrontendEnd, TapError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut holding = shutdown.clone();
     let limit = state.limits.max_message_bytes;
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -191,7 +199,8 @@ async fn pump_messages(
                     None => server.write_all(&buf[copied..pos]).await?,
                 }
                 copied = pos;
-                let decision = hold::await_decision(state, &held, client, &mut holding).await?;
+                let decision =
+                    hold::await_decision(state, &held, client, &mut buf, &mut holding).await?;
                 action = fe.decided(state, *held, at, decision).await;
             }
             if !matches!(action, Action::Forward | Action::Terminate) {
@@ -329,7 +338,7 @@ impl FrontendState {
     async fn decided(
         &mut self,
         state: &SessionState,
-        held: HeldStatement,
+        held: HeldCommand,
         at: Held,
         decision: Decision,
     ) -> Action {
@@ -407,9 +416,8 @@ impl FrontendState {
                 }
                 if let Some(needs) = needs {
                     return Ok(Action::Hold(
-                        Box::new(HeldStatement {
-                            command: sql.clone(),
-                            sql,
+                        Box::new(HeldCommand {
+                            command: sql,
                             payload: bytes::Bytes::copy_from_slice(raw),
                             needs,
                         }),
@@ -495,13 +503,13 @@ impl FrontendState {
                     &described,
                     state.encoding.client(),
                 );
-                let (sql, needs, columns) = self
+                let (needs, columns) = self
                     .statements
                     .get(&statement)
-                    .map(|(sql, _, needs, columns)| (sql.clone(), needs.clone(), columns.clone()))
+                    .map(|(_, _, needs, columns)| (needs.clone(), columns.clone()))
                     .unwrap_or_default();
                 self.portals
-                    .insert(portal.clone(), (command, sql, needs, columns));
+                    .insert(portal.clone(), (command, needs, columns));
                 self.described.bound(&portal, &statement);
                 state.pipeline.push(Pending::Bind {
                     statement,
@@ -519,11 +527,10 @@ impl FrontendState {
                 });
             }
             FrontendMessage::Execute { portal, .. } => {
-                let (command, sql, needs, columns) =
+                let (command, needs, columns) =
                     self.portals.get(&portal).cloned().unwrap_or_else(|| {
                         (
                             format!("<execute of unknown portal \"{portal}\">"),
-                            String::new(),
                             None,
                             None,
                         )
@@ -536,9 +543,8 @@ impl FrontendState {
                 };
                 if let Some(needs) = needs {
                     return Ok(Action::Hold(
-                        Box::new(HeldStatement {
+                        Box::new(HeldCommand {
                             command,
-                            sql,
                             payload: payload.freeze(),
                             needs,
                         }),

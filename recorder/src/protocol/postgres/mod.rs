@@ -10,6 +10,7 @@ pub mod backend_pump;
 pub mod cancel;
 pub mod client_auth;
 pub mod client_encodings;
+pub mod config;
 pub mod copy_rows;
 pub mod described;
 pub mod encoding;
@@ -26,13 +27,17 @@ pub mod parameter_status;
 pub mod pipeline;
 pub mod refusal;
 pub mod row;
+pub mod scram;
 pub mod session_state;
 pub mod startup;
 pub mod upstream;
 pub mod wire;
 
-use super::TapContext;
-use crate::identity::{Identity, TokenRejection};
+use super::{Tap, TapContext};
+use crate::session::lifecycle::{self, Opening};
+use crate::session::{
+    Admission, EndReason, PeerStream, PeerWriter, SessionRules, Side, TlsMode, gate,
+};
 use crate::shutdown::Phase;
 use auth::{AuthRequest, backend_key_data, ready_for_query};
 use backend_pump::BackendEnd;
@@ -40,20 +45,30 @@ use bytes::BytesMut;
 use client_auth::AuthOutcome;
 use error_response::gateway_error;
 use frontend_pump::FrontendEnd;
+use futures::future::BoxFuture;
 use io::{TapError, read_startup};
-use session_state::{SessionPolicy, SessionState, SessionWho};
+use session_state::{SessionPolicy, SessionState};
 use startup::{StartupPacket, param};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tapline_store::{Direction, EventDraft, Kind, SessionMeta, Status};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-/// State shared by every PostgreSQL session of the gateway.
+/// The PostgreSQL tap, and what its sessions share across every listener.
 #[derive(Debug, Default)]
-pub struct Shared {
+pub struct PostgresTap {
     pub cancel_keys: cancel::CancelRegistry,
+}
+
+impl Tap for PostgresTap {
+    fn serve(
+        self: Arc<Self>,
+        ctx: Arc<TapContext>,
+        client: PeerStream,
+        peer: SocketAddr,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move { serve(&self, ctx, client, peer).await })
+    }
 }
 
 /// How long a client may take to send its startup packet and authenticate.
@@ -63,10 +78,13 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves one client connection to the end.
-pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr) {
-    let _ = client.set_nodelay(true);
+async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, peer: SocketAddr) {
+    if let Some(socket) = client.tcp() {
+        let _ = socket.set_nodelay(true);
+    }
     let mut buf = BytesMut::with_capacity(8192);
-    let startup = tokio::time::timeout(STARTUP_TIMEOUT, startup(&ctx, &mut client, &mut buf)).await;
+    let startup =
+        tokio::time::timeout(STARTUP_TIMEOUT, startup(tap, &ctx, &mut client, &mut buf)).await;
     let (packet, params) = match startup {
         Ok(Ok(Some(p))) => p,
         Ok(Ok(None)) => return,
@@ -100,7 +118,11 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         return;
     }
     let conn = &ctx.connection;
-    let chosen = upstream::chosen_database(conn, param(&params, "database"));
+    let Some(pg) = conn.postgres() else {
+        tracing::error!(connection = %conn.name, "the PostgreSQL tap was given a connection of another protocol");
+        return;
+    };
+    let chosen = upstream::chosen_database(&conn.name, pg, param(&params, "database"));
     let database = chosen
         .clone()
         .unwrap_or_else(|_| param(&params, "database").map(str::to_string));
@@ -111,55 +133,37 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         client_auth::authenticate(&conn.client_auth, &mut client, &mut buf, &user),
     )
     .await;
-    let claimed = || Identity {
-        user: user.clone(),
-        ..Default::default()
-    };
-    let (identity, auth) = match outcome {
+    let admission = match outcome {
         Ok(Ok(AuthOutcome::Accepted { method, identity })) => {
-            if identity.in_any(&conn.allowed_groups) {
-                (identity, Ok(method))
-            } else {
-                let why = TokenRejection::GroupNotAllowed {
-                    user: identity.user.clone(),
-                    groups: identity.groups.clone(),
-                    allowed: conn.allowed_groups.clone(),
-                }
-                .to_string();
-                let _ = client_auth::refuse(&mut client, &why).await;
-                (identity, Err((why, "auth_failed")))
+            let admission = gate::admit(method, identity, &conn.allowed_groups);
+            if let Admission::Refused { why, .. } = &admission {
+                let _ = client_auth::refuse(&mut client, why).await;
             }
+            admission
         }
-        Ok(Ok(AuthOutcome::Refused(why))) => (claimed(), Err((why, "auth_failed"))),
-        Ok(Err(e)) => (
-            claimed(),
-            Err((format!("client authentication failed: {e}"), "auth_failed")),
+        Ok(Ok(AuthOutcome::Refused(why))) => Admission::refused(&user, why, EndReason::AuthFailed),
+        Ok(Err(e)) => Admission::refused(
+            &user,
+            format!("client authentication failed: {e}"),
+            EndReason::AuthFailed,
         ),
-        Err(_) => (
-            claimed(),
-            Err((
-                "the client did not authenticate in time".to_string(),
-                "auth_timeout",
-            )),
+        Err(_) => Admission::refused(
+            &user,
+            "the client did not authenticate in time".to_string(),
+            EndReason::AuthTimeout,
         ),
     };
-    let meta = SessionMeta {
-        session_id: Arc::from(ulid::Ulid::new().to_string()),
-        gateway_id: ctx.writer.gateway_id().clone(),
-        connection: Arc::from(conn.name.as_str()),
-        protocol: Arc::from(conn.protocol.as_str()),
-        user: Arc::from(identity.user.as_str()),
-        groups: identity.groups.clone(),
-        client_addr: peer.to_string(),
-        database: database.clone(),
+    let opening = Opening {
+        peer,
+        login_name: user.clone(),
+        database,
         application_name: param(&params, "application_name").map(str::to_string),
-        upstream: conn.upstream.to_string(),
-        start_ns: tapline_store::event::now_ns(),
-        issuer: identity.issuer.clone(),
-        token_id: identity.token_id.clone(),
+        first_bytes: packet,
+        tls: client.tls(),
     };
-    let mut recorder = match ctx.writer.open_session(meta.clone(), conn.durability) {
-        Ok(r) => r,
+    let recording = match lifecycle::open(&ctx, opening, admission) {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
         Err(e) => {
             tracing::error!(connection = %conn.name, %user, %peer, error = %e, "cannot record; refusing the session");
             let _ = client
@@ -176,57 +180,25 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
             return;
         }
     };
-    let session_id = meta.session_id.clone();
-    tracing::info!(session = %session_id, connection = %conn.name, user = %identity.user, %peer, "session started");
-    let start_text = format!(
-        "client {peer} user {} database {} application_name {}",
-        identity.user,
-        database.as_deref().unwrap_or("-"),
-        meta.application_name.as_deref().unwrap_or("-")
-    );
-    let _ = recorder.record(
-        EventDraft::new(Direction::Client, Kind::SessionStart)
-            .payload(packet)
-            .text(start_text),
-    );
-    let method = match auth {
-        Ok(method) => {
-            let _ = recorder.record(
-                EventDraft::new(Direction::Gateway, Kind::Auth).text(format!(
-                    "client authenticated: {method}; {}",
-                    describe(&identity, &user)
-                )),
-            );
-            method
-        }
-        Err((why, reason)) => {
-            tracing::warn!(%why, "client authentication refused");
-            let _ = recorder.record(
-                EventDraft::new(Direction::Gateway, Kind::Auth)
-                    .status(Status::Denied)
-                    .text(format!("client authentication refused: {why}")),
-            );
-            let _ = recorder.end(reason);
-            return;
-        }
-    };
-    tracing::debug!(method, "client authenticated");
+    let who = recording.who();
+    let identity = recording.identity;
+    let recorder = recording.recorder;
+    let session_id = recording.meta.session_id.clone();
     if let Err(why) = chosen {
         // As PostgreSQL answers a database it does not have: FATAL 3D000.
         let msg = gateway_error("FATAL", "3D000", why.clone(), None);
         let _ = client.write_all(&msg).await;
-        let _ = recorder.record(
-            EventDraft::new(Direction::Gateway, Kind::Error)
-                .status(Status::Error)
-                .payload(msg)
-                .text(format!("3D000 FATAL: {why}")),
+        lifecycle::refuse_before_start(
+            recorder,
+            msg,
+            format!("3D000 FATAL: {why}"),
+            &EndReason::DatabaseRefused,
         );
-        let _ = recorder.end("database_refused");
         return;
     }
 
     // Upstream login.
-    let up = match upstream::connect(conn, &params).await {
+    let up = match upstream::connect(&conn.name, pg, &params).await {
         Ok(up) => up,
         Err(e) => {
             let (code, message) = match &e {
@@ -257,13 +229,12 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
                 Some("ask the gateway's operator to check the upstream".into()),
             );
             let _ = client.write_all(&msg).await;
-            let _ = recorder.record(
-                EventDraft::new(Direction::Gateway, Kind::Error)
-                    .status(Status::Error)
-                    .payload(msg)
-                    .text(format!("{code} FATAL: {message}")),
+            lifecycle::refuse_before_start(
+                recorder,
+                msg,
+                format!("{code} FATAL: {message}"),
+                &EndReason::UpstreamUnavailable,
             );
-            let _ = recorder.end("upstream_unavailable");
             return;
         }
     };
@@ -275,11 +246,10 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     let encoding = parameter_status::client_encoding_in(&up.greeting)
         .and_then(|name| encoding::PgEncoding::by_name(&name))
         .unwrap_or(encoding::UTF8);
-    let guard = ctx.deny.for_session(&conn.name, &identity.groups);
-    let approvals = ctx.approvals.for_session(&conn.name, &identity.groups);
+    let rules = SessionRules::pick(&ctx, &identity);
     // Fast-path calls: refused under any rule unless allowed by name, resolved now.
     let mut fast_path = fast_path::FastPath {
-        guarded: !guard.is_empty() || !approvals.is_empty(),
+        guarded: rules.guarded(),
         ..Default::default()
     };
     let client_encodings = client_encodings::ClientEncodings {
@@ -291,7 +261,7 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         let _ = client
             .write_all(&gateway_error("FATAL", "22023", why, None))
             .await;
-        let _ = recorder.end("client_encoding_refused");
+        lifecycle::end(recorder, &EndReason::ClientEncodingRefused);
         return;
     }
     if fast_path.guarded && !ctx.deny.allow_fast_path.is_empty() {
@@ -310,8 +280,12 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
             }
         }
     }
+    let SessionRules {
+        guard,
+        approvals,
+        masking: picked,
+    } = rules;
     let masking = {
-        let picked = ctx.masking.for_session(&conn.name, &identity.groups);
         let wants_catalog = [&picked.client, &picked.record]
             .into_iter()
             .flatten()
@@ -348,9 +322,9 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     // Greet the client as if it had logged in to the upstream itself, but with the
     // gateway's cancel key.
     let key = up.key.map(|(pid, secret)| {
-        ctx.postgres.cancel_keys.register(cancel::UpstreamKey {
-            host: conn.upstream.host.clone(),
-            port: conn.upstream.port,
+        tap.cancel_keys.register(cancel::UpstreamKey {
+            host: pg.upstream.host.clone(),
+            port: pg.upstream.port,
             pid,
             secret,
             session_id: session_id.to_string(),
@@ -367,12 +341,15 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     greeting.extend_from_slice(&ready_for_query(b'I'));
     if let Err(e) = client.write_all(&greeting).await {
         tracing::info!(error = %e, "client left during login");
-        let _ = recorder.end("client_closed");
+        if let Some(k) = key {
+            tap.cancel_keys.remove(k);
+        }
+        lifecycle::end(recorder, &EndReason::ClientClosed);
         return;
     }
 
     let (client_rd, client_wr) = client.into_split();
-    let (server_rd, server_wr) = up.stream.into_split();
+    let (server_rd, server_wr) = PeerStream::from(up.stream).into_split();
     let policy = SessionPolicy {
         guard,
         masking,
@@ -381,14 +358,12 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
         fast_path,
         client_encodings,
     };
-    let who = SessionWho {
-        session_id: session_id.to_string(),
-        user: identity.user.clone(),
-        groups: identity.groups.clone(),
-        connection: conn.name.clone(),
-    };
     let state = Arc::new(SessionState::new(
-        recorder, client_wr, ctx.limits, who, policy,
+        recorder,
+        Box::new(client_wr),
+        ctx.limits,
+        who,
+        policy,
     ));
     state.encoding.set_client(encoding.name);
     for (name, value) in parameter_status::all_in(&up.greeting) {
@@ -408,9 +383,9 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     ));
     let reason = pump(&state, front, back).await;
     if let Some(k) = key {
-        ctx.postgres.cancel_keys.remove(k);
+        tap.cancel_keys.remove(k);
     }
-    if reason.starts_with("protocol_error") {
+    if reason.is_abnormal() {
         tracing::warn!(session = %session_id, %reason, "session closed");
     } else {
         tracing::info!(session = %session_id, %reason, "session closed");
@@ -419,45 +394,57 @@ pub async fn serve(ctx: Arc<TapContext>, mut client: TcpStream, peer: SocketAddr
     state.end(&reason);
 }
 
-/// The identity as the auth event records it: who, in which groups, vouched for by
-/// which issuer with which token id (never the token).
-fn describe(identity: &Identity, login_name: &str) -> String {
-    let mut out = format!("user {}", identity.user);
-    if identity.user != login_name {
-        out.push_str(&format!(" (login name {login_name})"));
-    }
-    if !identity.groups.is_empty() {
-        out.push_str(&format!(" groups [{}]", identity.groups.join(", ")));
-    }
-    if let Some(iss) = &identity.issuer {
-        out.push_str(&format!(" issuer {iss}"));
-    }
-    if let Some(id) = &identity.token_id {
-        out.push_str(&format!(" token_id {id}"));
-    }
-    out
-}
-
 /// Reads startup packets until the real StartupMessage, answering SSL/GSS requests
 /// and serving cancel requests along the way.
+///
+/// TLS starts in one of two ways: PostgreSQL's SSLRequest answered `S`, or (libpq 17,
+/// `sslnegotiation=direct`) a TLS handshake as the very first bytes, which must agree
+/// on the ALPN protocol `postgresql`. A listener that requires TLS refuses a
+/// StartupMessage sent in clear, before the client sends any secret.
 async fn startup(
+    tap: &PostgresTap,
     ctx: &TapContext,
-    client: &mut TcpStream,
+    client: &mut PeerStream,
     buf: &mut BytesMut,
 ) -> Result<Option<(bytes::Bytes, Vec<(String, String)>)>, TapError> {
+    let tls = ctx
+        .tls
+        .as_ref()
+        .filter(|_| ctx.connection.tls != TlsMode::Off);
+    if let (Some(tls), Some(socket)) = (tls, client.tcp()) {
+        let mut first = [0u8; 1];
+        if socket.peek(&mut first).await? == 1 && first[0] == TLS_HANDSHAKE {
+            client.start_tls_server(tls.acceptor()).await?;
+            let alpn = client.tls().and_then(|t| t.alpn);
+            if alpn.as_deref() != Some("postgresql") {
+                return Err(TapError::Protocol(
+                    "direct TLS connections must agree on the ALPN protocol \"postgresql\"".into(),
+                ));
+            }
+        }
+    }
     loop {
         let Some(packet) = read_startup(client, buf).await? else {
             return Ok(None);
         };
         match StartupPacket::parse(&packet)? {
-            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                client.write_all(b"N").await?;
-            }
+            StartupPacket::SslRequest => match tls {
+                Some(tls) if client.tls().is_none() => {
+                    // Bytes after the request, before the handshake, would be read as
+                    // if they had come over TLS (CVE-2021-23214).
+                    if !buf.is_empty() {
+                        return Err(TapError::Protocol(
+                            "the client sent data after SSLRequest before TLS was set up".into(),
+                        ));
+                    }
+                    client.write_all(b"S").await?;
+                    client.start_tls_server(tls.acceptor()).await?;
+                }
+                _ => client.write_all(b"N").await?,
+            },
+            StartupPacket::GssEncRequest => client.write_all(b"N").await?,
             StartupPacket::CancelRequest { pid, secret } => {
-                ctx.postgres
-                    .cancel_keys
-                    .cancel(pid, secret, &ctx.holds)
-                    .await;
+                tap.cancel_keys.cancel(pid, secret, &ctx.holds).await;
                 return Ok(None);
             }
             StartupPacket::Startup { params, .. } => {
@@ -472,21 +459,36 @@ async fn startup(
                         .await?;
                     return Ok(None);
                 }
+                if ctx.connection.tls == TlsMode::Required && client.tls().is_none() {
+                    tracing::info!(connection = %ctx.connection.name, "client without TLS refused");
+                    client
+                        .write_all(&gateway_error(
+                            "FATAL",
+                            "28000",
+                            format!(
+                                "tapline connection \"{}\" accepts TLS connections only; connect with sslmode=verify-full",
+                                ctx.connection.name
+                            ),
+                            Some("give the gateway's CA as sslrootcert; sslmode=require also works but does not check the gateway's name".into()),
+                        ))
+                        .await?;
+                    return Ok(None);
+                }
                 return Ok(Some((packet, params)));
             }
         }
     }
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Waits for the pumps and names how the session ended.
 async fn pump(
     state: &SessionState,
-    mut front: tokio::task::JoinHandle<(
-        Result<FrontendEnd, TapError>,
-        tokio::net::tcp::OwnedWriteHalf,
-    )>,
+    mut front: tokio::task::JoinHandle<(Result<FrontendEnd, TapError>, PeerWriter)>,
     mut back: tokio::task::JoinHandle<Result<BackendEnd, TapError>>,
-) -> String {
+) -> EndReason {
     tokio::select! {
         r = &mut front => {
             // Close the upstream half only now that the cause is known.
@@ -495,16 +497,16 @@ async fn pump(
                 result
             });
             let reason = match r {
-                Ok(Ok(FrontendEnd::Terminated | FrontendEnd::Closed)) => "client_closed".to_string(),
-                Ok(Ok(FrontendEnd::Shutdown)) => "shutdown".to_string(),
+                Ok(Ok(FrontendEnd::Terminated | FrontendEnd::Closed)) => EndReason::ClientClosed,
+                Ok(Ok(FrontendEnd::Shutdown)) => EndReason::Shutdown,
                 Ok(Err(e)) => {
                     // The frontend pump has already told the client.
                     back.abort();
-                    return format!("protocol_error: client: {e}");
+                    return EndReason::ProtocolError { side: Side::Client, message: e.to_string() };
                 }
                 Err(e) => {
                     back.abort();
-                    return internal_error(state, e.is_panic(), "client").await;
+                    return internal_error(state, e.is_panic(), Side::Client).await;
                 }
             };
             // Let the upstream finish and close its side, so late results are recorded.
@@ -517,13 +519,13 @@ async fn pump(
         r = &mut back => {
             front.abort();
             match r {
-                Ok(Ok(BackendEnd::Closed)) => "upstream_closed".to_string(),
-                Ok(Ok(BackendEnd::Shutdown)) => "shutdown".to_string(),
+                Ok(Ok(BackendEnd::Closed)) => EndReason::UpstreamClosed,
+                Ok(Ok(BackendEnd::Shutdown)) => EndReason::Shutdown,
                 Ok(Err(e)) => {
                     let _ = state.client_writer.lock().await.write_all(&e.to_fatal()).await;
-                    format!("protocol_error: upstream: {e}")
+                    EndReason::ProtocolError { side: Side::Upstream, message: e.to_string() }
                 }
-                Err(e) => internal_error(state, e.is_panic(), "upstream").await,
+                Err(e) => internal_error(state, e.is_panic(), Side::Upstream).await,
             }
         }
     }
@@ -533,10 +535,10 @@ async fn pump(
 /// is told with FATAL XX000, and the end is recorded without the failure's message,
 /// which may quote a value the session carried (the gateway's panic hook logs where it
 /// happened, not what it said).
-async fn internal_error(state: &SessionState, panicked: bool, side: &str) -> String {
+async fn internal_error(state: &SessionState, panicked: bool, side: Side) -> EndReason {
     tracing::error!(
         session = %state.who.session_id,
-        side,
+        side = side.as_str(),
         panicked,
         "a session task failed inside the gateway; ending this session only"
     );
@@ -549,5 +551,5 @@ async fn internal_error(state: &SessionState, panicked: bool, side: &str) -> Str
         ),
     );
     let _ = state.client_writer.lock().await.write_all(&msg).await;
-    format!("internal_error: the {side} side of the session failed inside the gateway")
+    EndReason::Internal { side }
 }

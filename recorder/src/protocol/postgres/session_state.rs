@@ -15,16 +15,13 @@ use crate::policy::sql::lexer::LiveSettings;
 use crate::protocol::Limits;
 use std::sync::{Arc, Mutex};
 use tapline_store::{EventDraft, SessionRecorder};
-use tokio::net::tcp::OwnedWriteHalf;
 
-/// Who the session belongs to, as holds and decisions name it.
-#[derive(Debug, Clone)]
-pub struct SessionWho {
-    pub session_id: String,
-    pub user: String,
-    pub groups: Vec<String>,
-    pub connection: String,
-}
+pub use crate::session::SessionWho;
+use crate::session::{EndReason, lifecycle};
+
+/// The client's write half, whatever stream it is (a socket's half, TLS, or a test's
+/// in-memory pipe).
+pub type ClientWriter = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 
 /// What the gateway enforces in this session, picked once at its start.
 pub struct SessionPolicy {
@@ -45,7 +42,7 @@ pub struct SessionPolicy {
 pub struct SessionState {
     recorder: Mutex<Option<SessionRecorder>>,
     pub pipeline: Pipeline,
-    pub client_writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pub client_writer: tokio::sync::Mutex<ClientWriter>,
     pub limits: Limits,
     /// Parameter types the server reported for prepared statements (ParameterDescription),
     /// so binary parameters bound later can be shown as values rather than hex.
@@ -74,7 +71,7 @@ impl SessionState {
     /// Wraps a session's recorder and the client's write half.
     pub fn new(
         recorder: SessionRecorder,
-        client_writer: OwnedWriteHalf,
+        client_writer: ClientWriter,
         limits: Limits,
         who: SessionWho,
         policy: SessionPolicy,
@@ -139,16 +136,14 @@ impl SessionState {
     }
 
     /// Ends the session (once) with a reason.
-    pub fn end(&self, reason: &str) {
+    pub fn end(&self, reason: &EndReason) {
         let recorder = self
             .recorder
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(r) = recorder
-            && let Err(e) = r.end(reason)
-        {
-            tracing::error!(error = %e, "could not record the end of a session");
+        if let Some(r) = recorder {
+            lifecycle::end(r, reason);
         }
     }
 }

@@ -7,11 +7,11 @@ use super::auth::{
     AuthRequest, md5_password, parse_backend_key_data, password_message, sasl_initial_response,
     sasl_response,
 };
+use super::config::PostgresConfig;
 use super::error_response::ErrorFields;
 use super::io::{TapError, read_message};
+use super::scram::{MECHANISM, ScramClient};
 use super::startup::{param, startup_message};
-use crate::config::ConnectionConfig;
-use crate::scram::{MECHANISM, ScramClient};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -60,16 +60,17 @@ impl From<TapError> for UpstreamError {
 /// connection serves it (any, when it names none), else the connection's first when it
 /// asks for none. The error says what to connect to instead.
 pub fn chosen_database(
-    conn: &ConnectionConfig,
+    name: &str,
+    pg: &PostgresConfig,
     asked: Option<&str>,
 ) -> Result<Option<String>, String> {
-    match (asked.filter(|a| !a.is_empty()), conn.databases.as_slice()) {
+    match (asked.filter(|a| !a.is_empty()), pg.databases.as_slice()) {
         (asked, []) => Ok(asked.map(str::to_string)),
         (None, served) => Ok(Some(served[0].clone())),
         (Some(a), served) if served.iter().any(|d| d == a) => Ok(Some(a.to_string())),
         (Some(a), served) => Err(format!(
             "database \"{a}\" is not served by tapline connection \"{}\" (it serves {}); connect with dbname={}",
-            conn.name,
+            name,
             served
                 .iter()
                 .map(|d| format!("\"{d}\""))
@@ -83,15 +84,16 @@ pub fn chosen_database(
 /// The startup parameters sent upstream: the client's, with the user replaced by the
 /// gateway's upstream user and the database the one chosen for the session.
 pub fn upstream_params(
-    conn: &ConnectionConfig,
+    name: &str,
+    pg: &PostgresConfig,
     client: &[(String, String)],
 ) -> Vec<(String, String)> {
-    let database = chosen_database(conn, param(client, "database"))
+    let database = chosen_database(name, pg, param(client, "database"))
         .ok()
         .flatten()
-        .unwrap_or_else(|| conn.upstream.user.clone());
+        .unwrap_or_else(|| pg.upstream.user.clone());
     let mut out = vec![
-        ("user".to_string(), conn.upstream.user.clone()),
+        ("user".to_string(), pg.upstream.user.clone()),
         ("database".to_string(), database),
     ];
     out.extend(
@@ -105,11 +107,12 @@ pub fn upstream_params(
 
 /// Connects and logs in.
 pub async fn connect(
-    conn: &ConnectionConfig,
+    name: &str,
+    pg: &PostgresConfig,
     client_params: &[(String, String)],
 ) -> Result<UpstreamConnection, UpstreamError> {
-    let addr = format!("{}:{}", conn.upstream.host, conn.upstream.port);
-    tokio::time::timeout(UPSTREAM_TIMEOUT, login(conn, client_params, &addr))
+    let addr = format!("{}:{}", pg.upstream.host, pg.upstream.port);
+    tokio::time::timeout(UPSTREAM_TIMEOUT, login(name, pg, client_params, &addr))
         .await
         .map_err(|_| UpstreamError::Unreachable {
             addr: addr.clone(),
@@ -118,18 +121,19 @@ pub async fn connect(
 }
 
 async fn login(
-    conn: &ConnectionConfig,
+    name: &str,
+    pg: &PostgresConfig,
     client_params: &[(String, String)],
     addr: &str,
 ) -> Result<UpstreamConnection, UpstreamError> {
-    let mut stream = TcpStream::connect((conn.upstream.host.as_str(), conn.upstream.port))
+    let mut stream = TcpStream::connect((pg.upstream.host.as_str(), pg.upstream.port))
         .await
         .map_err(|e| UpstreamError::Unreachable {
             addr: addr.to_string(),
             reason: e.to_string(),
         })?;
     let _ = stream.set_nodelay(true);
-    let params = upstream_params(conn, client_params);
+    let params = upstream_params(name, pg, client_params);
     let database = param(&params, "database").unwrap_or_default().to_string();
     stream
         .write_all(&startup_message(&params))
@@ -140,7 +144,7 @@ async fn login(
     let mut greeting = Vec::new();
     let mut key = None;
     let password = || {
-        conn.upstream_password
+        pg.upstream_password
             .as_ref()
             .ok_or(UpstreamError::NoPassword)
     };
@@ -156,7 +160,7 @@ async fn login(
                     AuthRequest::Ok => None,
                     AuthRequest::Cleartext => Some(password_message(password()?.expose())),
                     AuthRequest::Md5 { salt } => Some(password_message(&md5_password(
-                        &conn.upstream.user,
+                        &pg.upstream.user,
                         password()?.expose(),
                         &salt,
                     ))),

@@ -1,0 +1,135 @@
+//! A PostgreSQL connection's own settings (`protocol = "postgres"`): the upstream it
+//! fronts, the credential the gateway logs in with, and the databases clients may
+//! open; and their validation.
+
+use crate::config::{ConfigError, KeyPrefix, Secret};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The PostgreSQL keys of a `[[connections]]` table.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    /// `postgres://USER@HOST:PORT/DATABASE`; never a password.
+    pub upstream: Option<String>,
+    pub upstream_password_env: Option<String>,
+    pub upstream_password_file: Option<PathBuf>,
+    /// The databases clients may open through this connection (empty: the upstream
+    /// URL's database alone, or any when the URL names none).
+    #[serde(default)]
+    pub databases: Vec<String>,
+}
+
+/// Where the upstream is and who the gateway is there.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The database every session uses; `None` passes the client's choice through.
+    pub database: Option<String>,
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "postgres://{}@{}:{}", self.user, self.host, self.port)?;
+        if let Some(db) = &self.database {
+            write!(f, "/{db}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A validated PostgreSQL connection.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub upstream: Upstream,
+    /// The upstream password, if the upstream asks for one.
+    pub upstream_password: Option<Secret>,
+    /// The databases clients may open (empty: any); a client that names none gets the
+    /// first.
+    pub databases: Vec<String>,
+}
+
+impl PostgresSection {
+    /// Validates the section, its keys reported under `at` (`connections[0]`).
+    pub fn validate(&self, at: KeyPrefix<'_>) -> Result<PostgresConfig, ConfigError> {
+        let upstream_text = self.upstream.as_deref().ok_or_else(|| {
+            at.err(
+                "upstream",
+                "is missing",
+                "set it to a URL such as \"postgres://app@db.internal:5432/app\"",
+            )
+        })?;
+        let upstream = parse_upstream(upstream_text).map_err(|problem| {
+            at.err("upstream", problem, "write postgres://USER@HOST:PORT/DATABASE (the password goes in upstream_password_env or upstream_password_file, never in the URL)")
+        })?;
+        let upstream_password = Secret::from_env_or_file(
+            at,
+            (
+                "upstream_password_env",
+                self.upstream_password_env.as_deref(),
+            ),
+            (
+                "upstream_password_file",
+                self.upstream_password_file.as_deref(),
+            ),
+        )?;
+        let mut databases: Vec<String> = Vec::new();
+        if let Some(db) = &upstream.database {
+            databases.push(db.clone());
+        }
+        for db in &self.databases {
+            if db.is_empty() || db.contains('\0') {
+                return Err(at.err(
+                    "databases",
+                    format!("holds `{db}`, which is not a database name"),
+                    "list database names, e.g. databases = [\"orders\", \"orders_ro\"]",
+                ));
+            }
+            if !databases.contains(db) {
+                databases.push(db.clone());
+            }
+        }
+        Ok(PostgresConfig {
+            upstream,
+            upstream_password,
+            databases,
+        })
+    }
+}
+
+/// Parses `postgres://USER@HOST:PORT/DB`; refuses a password in the URL, which would
+/// end up in shell history and process listings.
+pub fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!("the scheme `{}` is not postgres://", url.scheme()));
+    }
+    if url.password().is_some() {
+        return Err("it contains a password".into());
+    }
+    let host = url
+        .host_str()
+        .ok_or("it has no host")?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let user = url.username();
+    if user.is_empty() {
+        return Err("it has no user name".into());
+    }
+    let database = url.path().trim_start_matches('/');
+    Ok(Upstream {
+        host,
+        port: url.port().unwrap_or(5432),
+        user: percent_decode(user),
+        database: (!database.is_empty()).then(|| percent_decode(database)),
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}

@@ -1,0 +1,164 @@
+//! The gateway's TLS identity towards clients: a certificate and key read from PEM
+//! files, reloaded in place (SIGHUP) so renewing a certificate never drops a live
+//! session, and optionally a CA whose client certificates the gateway accepts.
+//!
+//! A reload that fails (a half-written file, a key that does not match) keeps the
+//! identity in use and says why; the next handshake after a good reload uses the new
+//! certificate, sessions already up keep theirs.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+
+/// Where a listener's TLS identity lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CAs whose client certificates are accepted (PEM); `None`: no client
+    /// certificates are asked for.
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client must present a certificate when `client_ca` is set.
+    pub client_cert_required: bool,
+}
+
+/// A listener's TLS server side.
+pub struct ServerTls {
+    files: TlsFiles,
+    current: Arc<CurrentCert>,
+    acceptor: TlsAcceptor,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+/// The certificate handed to the next handshake.
+struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+
+impl fmt::Debug for CurrentCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CurrentCert")
+    }
+}
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+impl ServerTls {
+    /// Reads the files and makes the TLS server configuration; `alpn` lists the
+    /// protocols the listener agrees to (PostgreSQL's direct TLS needs `postgresql`).
+    pub fn load(files: &TlsFiles, alpn: &[&[u8]]) -> Result<Self, String> {
+        let current = Arc::new(CurrentCert(RwLock::new(Arc::new(certified_key(files)?))));
+        let provider = Arc::new(ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = match &files.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in read_certs(ca)? {
+                    roots.add(cert).map_err(|e| {
+                        format!("{} holds a certificate that is not a CA: {e}", ca.display())
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = if files.client_cert_required {
+                    verifier
+                } else {
+                    verifier.allow_unauthenticated()
+                };
+                builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
+            }
+        };
+        let mut config = builder.with_cert_resolver(current.clone());
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(ServerTls {
+            files: files.clone(),
+            current,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// The acceptor for the next handshake.
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+
+    /// Reads the certificate and key again; the next handshake uses them. On error
+    /// the identity in use stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let fresh = Arc::new(certified_key(&self.files)?);
+        *self.current.0.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// The leaf certificate handshakes are presented now (for channel binding).
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        self.current
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .cert
+            .first()
+            .cloned()
+    }
+
+    /// The files this identity is read from.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read the certificates in {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+fn certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
+    let certs = read_certs(&files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        format!(
+            "cannot read the private key in {}: {e}",
+            files.key.display()
+        )
+    })?;
+    let signing = ring::sign::any_supported_type(&key).map_err(|e| {
+        format!(
+            "{} is not a key tapline can sign with: {e}",
+            files.key.display()
+        )
+    })?;
+    let certified = CertifiedKey::new(certs, signing);
+    certified.keys_match().map_err(|e| {
+        format!(
+            "the key in {} does not belong to the certificate in {}: {e}",
+            files.key.display(),
+            files.cert.display()
+        )
+    })?;
+    Ok(certified)
+}

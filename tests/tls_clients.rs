@@ -1,0 +1,265 @@
+//! TLS between clients and the gateway, with real psql and openssl against a
+//! throw-away CA: `sslmode=verify-full` works and the whole session is recorded with
+//! its TLS; a client in clear text is refused by a listener that requires TLS; a
+//! certificate for another name fails verify-full; and SIGHUP serves a renewed
+//! certificate to new connections while a live session carries on.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
+use support::postgres::PgServer;
+use support::query_json;
+use support::tls::{Issued, TestCa};
+
+fn gateway(pg: &PgServer, cert: &Issued, tls: &str) -> GatewayProc {
+    let config = format!(
+        "[[connections]]\nname = \"pg\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
+         upstream_password_env = \"{PASSWORD_ENV}\"\ntls = \"{tls}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.cert.display(),
+        cert.key.display()
+    );
+    GatewayProc::start_with_config(
+        GatewayOpts {
+            upstream: pg.upstream_url("postgres"),
+            flush_interval: "1s",
+            ..Default::default()
+        },
+        &config,
+    )
+}
+
+/// psql through the gateway with libpq's TLS settings `ssl`.
+fn psql(gw: &GatewayProc, ssl: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .arg(format!(
+            "hostaddr=127.0.0.1 host=localhost port={} user=alice dbname=postgres {ssl}",
+            gw.port
+        ))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn verify_full_through_the_gateway_works_and_the_session_records_its_tls() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let cert = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let mut gw = gateway(&pg, &cert, "required");
+    let root = format!("sslmode=verify-full sslrootcert={}", ca.cert.display());
+
+    let out = psql(
+        &gw,
+        &root,
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // The upstream leg is plain here; what the client sees is the gateway's TLS.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "f");
+
+    // Clear text is refused before the client authenticates, and says what to do.
+    let out = psql(&gw, "sslmode=disable", "SELECT 1");
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("accepts TLS connections only"), "{said}");
+    assert!(said.contains("sslmode"), "{said}");
+
+    // A certificate the client cannot tie to the name it dialled fails verify-full.
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=alice dbname=postgres {root}",
+            gw.port
+        ))
+        .args(["-X", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("does not match host name"), "{said}");
+
+    assert!(gw.stop(), "{}", gw.log());
+    let sessions = query_json(
+        gw.archive(),
+        "SELECT s.end_reason, e.text FROM sessions s JOIN events e USING (session_id) \
+         WHERE e.kind = 'session_start' ORDER BY s.start_ts",
+    );
+    assert_eq!(
+        sessions.len(),
+        1,
+        "refused handshakes start no session: {sessions:?}"
+    );
+    let start = sessions[0]["text"].as_str().unwrap();
+    assert!(start.contains("tls TLSv1.3 cipher TLS13_"), "{start}");
+    let queries = query_json(
+        gw.archive(),
+        "SELECT command FROM events WHERE kind = 'query'",
+    );
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert!(
+        queries[0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("pg_stat_ssl")
+    );
+    let verify = support::tapline(
+        gw.archive(),
+        &["verify", "--pubkey", gw.pubkey().to_str().unwrap()],
+    );
+    assert!(verify.status.success(), "{}", text(&verify));
+}
+
+#[test]
+fn an_optional_listener_serves_tls_and_clear_text_and_records_which() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let cert = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let mut gw = gateway(&pg, &cert, "optional");
+    let root = format!("sslmode=verify-full sslrootcert={}", ca.cert.display());
+    for ssl in [root.as_str(), "sslmode=disable"] {
+        let out = psql(&gw, ssl, "SELECT 1");
+        assert!(out.status.success(), "{ssl}: {}", text(&out));
+    }
+    assert!(gw.stop(), "{}", gw.log());
+    let starts = query_json(
+        gw.archive(),
+        "SELECT text FROM events WHERE kind = 'session_start' ORDER BY ts",
+    );
+    assert_eq!(starts.len(), 2);
+    assert!(starts[0]["text"].as_str().unwrap().contains("tls TLSv1."));
+    assert!(starts[1]["text"].as_str().unwrap().ends_with("tls off"));
+}
+
+/// The subject of the certificate `openssl s_client` is served on `port`.
+fn served_subject(port: u16) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-starttls",
+            "postgres",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    all.lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or_else(|| panic!("no certificate served: {all}"))
+        .to_string()
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate_without_dropping_a_live_session() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let first = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let mut gw = gateway(&pg, &first, "required");
+    assert!(served_subject(gw.port).contains("CN = localhost"));
+
+    // A live session over TLS, fed one statement at a time.
+    let mut live = Command::new("psql")
+        .arg(format!(
+            "hostaddr=127.0.0.1 host=localhost port={} user=alice dbname=postgres sslmode=verify-full sslrootcert={}",
+            gw.port,
+            ca.cert.display()
+        ))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = live.stdin.take().unwrap();
+    let mut output = BufReader::new(live.stdout.take().unwrap());
+    let mut ask = |sql: &str| {
+        writeln!(input, "{sql}").unwrap();
+        input.flush().unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    assert_eq!(ask("SELECT 'before';"), "before");
+
+    // Renew: a new certificate (another subject) in place of the old files.
+    let renewed = ca.issue("renewed", "localhost renewed", &["localhost"], &[]);
+    std::fs::copy(&renewed.cert, &first.cert).unwrap();
+    std::fs::copy(&renewed.key, &first.key).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        gw.wait_log("TLS certificate reloaded", 1, Duration::from_secs(10)),
+        "{}",
+        gw.log()
+    );
+    assert!(served_subject(gw.port).contains("CN = localhost renewed"));
+    assert_eq!(
+        ask("SELECT 'after';"),
+        "after",
+        "the live session carries on"
+    );
+
+    // A reload that cannot read a key keeps serving the certificate in use.
+    std::fs::write(&first.key, "not a key").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        gw.wait_log("TLS certificate reload failed", 1, Duration::from_secs(10)),
+        "{}",
+        gw.log()
+    );
+    assert!(served_subject(gw.port).contains("CN = localhost renewed"));
+    drop(input);
+    assert!(live.wait().unwrap().success());
+    assert!(gw.stop(), "{}", gw.log());
+}
+
+#[test]
+fn a_public_listener_taking_secrets_must_require_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hash = Command::new(support::tapline_bin())
+        .arg("hash-secret")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hash.stdin.take().unwrap().write_all(b"secret").unwrap();
+    let verifier = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    let cfg = dir.path().join("tapline.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[connections]]\nname = \"prod\"\nlisten = \"0.0.0.0:6432\"\nupstream = \"postgres://app@db:5432/app\"\n\
+             [connections.users]\nalice = \"{}\"\n",
+            verifier.trim()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(support::tapline_bin())
+        .args(["gateway", "--config"])
+        .arg(&cfg)
+        .arg("--archive")
+        .arg(dir.path().join("a"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("connections[0].tls"), "{said}");
+    assert!(said.contains("tls = \"required\""), "{said}");
+}
