@@ -15,9 +15,15 @@ use support::query_json;
 use support::tls::{Issued, TestCa};
 
 fn gateway(pg: &PgServer, cert: &Issued, tls: &str) -> GatewayProc {
+    gateway_with(pg, cert, tls, "")
+}
+
+/// A gateway whose connection has `extra` keys (tables such as [connections.users]
+/// go last).
+fn gateway_with(pg: &PgServer, cert: &Issued, tls: &str, extra: &str) -> GatewayProc {
     let config = format!(
         "[[connections]]\nname = \"pg\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
-         upstream_password_env = \"{PASSWORD_ENV}\"\ntls = \"{tls}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+         upstream_password_env = \"{PASSWORD_ENV}\"\ntls = \"{tls}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{extra}",
         cert.cert.display(),
         cert.key.display()
     );
@@ -230,24 +236,83 @@ fn sighup_serves_a_renewed_certificate_without_dropping_a_live_session() {
     assert!(gw.stop(), "{}", gw.log());
 }
 
-#[test]
-fn a_public_listener_taking_secrets_must_require_tls() {
-    let dir = tempfile::tempdir().unwrap();
+/// A SCRAM verifier for `secret`, made by `tapline hash-secret`.
+fn verifier(secret: &str) -> String {
     let mut hash = Command::new(support::tapline_bin())
         .arg("hash-secret")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    hash.stdin.take().unwrap().write_all(b"secret").unwrap();
-    let verifier = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    hash.stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
+    let out = hash.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn scram_with_channel_binding_is_offered_over_tls() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let cert = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let users = format!(
+        "client_auth = \"secret\"\n[connections.users]\nalice = \"{}\"\n",
+        verifier("alice-S3cret")
+    );
+    let mut gw = gateway_with(&pg, &cert, "required", &users);
+    let root = format!("sslmode=verify-full sslrootcert={}", ca.cert.display());
+    let bound = psql(
+        &gw,
+        &format!("{root} password=alice-S3cret channel_binding=require"),
+        "SELECT 'bound'",
+    );
+    assert!(bound.status.success(), "{}", text(&bound));
+    let plain = psql(
+        &gw,
+        &format!("{root} password=alice-S3cret channel_binding=disable"),
+        "SELECT 'unbound'",
+    );
+    assert!(plain.status.success(), "{}", text(&plain));
+    let wrong = psql(
+        &gw,
+        &format!("{root} password=nope channel_binding=require"),
+        "SELECT 1",
+    );
+    assert!(!wrong.status.success());
+    assert!(gw.stop(), "{}", gw.log());
+    let auths = query_json(
+        gw.archive(),
+        "SELECT status, text FROM events WHERE kind = 'auth' ORDER BY ts",
+    );
+    assert_eq!(auths.len(), 3, "{auths:?}");
+    let said = |i: usize| auths[i]["text"].as_str().unwrap().to_string();
+    assert!(
+        said(0).starts_with("client authenticated: scram-sha-256-plus;"),
+        "{}",
+        said(0)
+    );
+    assert!(
+        said(1).starts_with("client authenticated: scram-sha-256;"),
+        "{}",
+        said(1)
+    );
+    assert_eq!(auths[2]["status"], "denied", "{auths:?}");
+}
+
+#[test]
+fn a_public_listener_taking_secrets_must_require_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let verifier = verifier("secret");
     let cfg = dir.path().join("tapline.toml");
     std::fs::write(
         &cfg,
         format!(
             "[[connections]]\nname = \"prod\"\nlisten = \"0.0.0.0:6432\"\nupstream = \"postgres://app@db:5432/app\"\n\
              [connections.users]\nalice = \"{}\"\n",
-            verifier.trim()
+            verifier
         ),
     )
     .unwrap();

@@ -11,7 +11,7 @@
 use super::auth::{AuthRequest, parse_sasl_initial};
 use super::error_response::gateway_error;
 use super::io::{TapError, read_message};
-use super::scram::{MECHANISM, ScramServer, ScramVerifier};
+use super::scram::{MECHANISM, MECHANISM_PLUS, ScramServer, ScramVerifier};
 use crate::config::ClientAuth;
 use crate::identity::{Identity, OidcValidator};
 use bytes::BytesMut;
@@ -39,11 +39,14 @@ pub enum AuthOutcome {
 }
 
 /// Runs client authentication. On refusal the client has already been told why.
+/// `binding` is the TLS channel's `tls-server-end-point` data, when the client came
+/// over TLS: SCRAM-SHA-256-PLUS is then offered first.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     auth: &ClientAuth,
     client: &mut S,
     buf: &mut BytesMut,
     user: &str,
+    binding: Option<&[u8]>,
 ) -> Result<AuthOutcome, TapError> {
     let local = |method| AuthOutcome::Accepted {
         method,
@@ -62,7 +65,10 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     client
         .write_all(
             &AuthRequest::Sasl {
-                mechanisms: vec![MECHANISM.into()],
+                mechanisms: match binding {
+                    Some(_) => vec![MECHANISM_PLUS.into(), MECHANISM.into()],
+                    None => vec![MECHANISM.into()],
+                },
             }
             .to_message(),
         )
@@ -80,13 +86,14 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         )));
     }
     let (mechanism, data) = parse_sasl_initial(first.body())?;
-    if mechanism != MECHANISM {
+    let plus = mechanism == MECHANISM_PLUS && binding.is_some();
+    if mechanism != MECHANISM && !plus {
         fail(client, user).await?;
         return Ok(refuse(format!(
             "the client asked for SASL mechanism {mechanism}"
         )));
     }
-    let (server, server_first) = match ScramServer::start(verifier, &data) {
+    let (server, server_first) = match ScramServer::start(verifier, &mechanism, &data, binding) {
         Ok(x) => x,
         Err(e) => {
             fail(client, user).await?;
@@ -111,7 +118,11 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             client
                 .write_all(&AuthRequest::SaslFinal { data: server_final }.to_message())
                 .await?;
-            Ok(local("scram-sha-256"))
+            Ok(local(if plus {
+                "scram-sha-256-plus"
+            } else {
+                "scram-sha-256"
+            }))
         }
         Ok(_) => {
             fail(client, user).await?;

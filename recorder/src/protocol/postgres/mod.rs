@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod backend_pump;
 pub mod cancel;
+pub mod channel_binding;
 pub mod client_auth;
 pub mod client_encodings;
 pub mod config;
@@ -126,11 +127,26 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
     let database = chosen
         .clone()
         .unwrap_or_else(|_| param(&params, "database").map(str::to_string));
+    // Channel binding for SCRAM-SHA-256-PLUS: the hash of the certificate this
+    // client's handshake was served (a reload in between makes its binding fail, and
+    // its next attempt succeed).
+    let binding = match (&ctx.tls, client.tls()) {
+        (Some(tls), Some(_)) => tls
+            .leaf()
+            .and_then(|cert| channel_binding::server_end_point(&cert)),
+        _ => None,
+    };
     // Client authentication comes first: the session is recorded under the identity
     // the client proves, not the user name it typed.
     let outcome = tokio::time::timeout(
         STARTUP_TIMEOUT,
-        client_auth::authenticate(&conn.client_auth, &mut client, &mut buf, &user),
+        client_auth::authenticate(
+            &conn.client_auth,
+            &mut client,
+            &mut buf,
+            &user,
+            binding.as_deref(),
+        ),
     )
     .await;
     let admission = match outcome {

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 /// The mechanism name.
 pub const MECHANISM: &str = "SCRAM-SHA-256";
 
+/// The mechanism with channel binding, offered to clients over TLS.
+pub const MECHANISM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+
 type HmacSha256 = Hmac<Sha256>;
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -195,27 +198,78 @@ pub struct ScramServer {
     client_first_bare: String,
     server_first: String,
     nonce: String,
+    /// The `c=` the client-final must carry: the GS2 header, and for
+    /// SCRAM-SHA-256-PLUS the channel's binding data, in base64.
+    channel: String,
 }
 
 impl ScramServer {
-    /// Answers client-first-message with server-first-message.
+    /// Answers client-first-message with server-first-message. `mechanism` is what
+    /// the client chose; `binding` is the TLS channel's `tls-server-end-point` data
+    /// when the gateway offered SCRAM-SHA-256-PLUS (over TLS), else `None`.
     pub fn start(
         verifier: ScramVerifier,
+        mechanism: &str,
         client_first: &[u8],
+        binding: Option<&[u8]>,
     ) -> Result<(Self, Vec<u8>), ScramError> {
         let text = std::str::from_utf8(client_first)
             .map_err(|_| ScramError("client-first is not UTF-8".into()))?;
-        let bare = if let Some(rest) = text
-            .strip_prefix("n,,")
-            .or_else(|| text.strip_prefix("y,,"))
-        {
-            rest
-        } else {
-            return Err(ScramError(
-                "channel binding is not offered by this gateway; connect without requiring it"
-                    .into(),
-            ));
+        let plus = mechanism == MECHANISM_PLUS;
+        let mut parts = text.splitn(3, ',');
+        let (flag, authzid, bare) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(f), Some(a), Some(b)) => (f, a, b),
+            _ => return Err(ScramError("client-first has no GS2 header".into())),
         };
+        if !authzid.is_empty() {
+            return Err(ScramError(
+                "an authorization identity is not supported; leave it out".into(),
+            ));
+        }
+        let header = &text[..flag.len() + authzid.len() + 2];
+        let mut cbind = header.as_bytes().to_vec();
+        match (flag, plus) {
+            ("n", false) => {}
+            ("y", false) if binding.is_some() => {
+                // The client would have bound the channel had it seen PLUS offered:
+                // something between it and the gateway removed it.
+                return Err(ScramError(
+                    "the client believes the gateway offers no channel binding, but it does; the offer may have been stripped on the way"
+                        .into(),
+                ));
+            }
+            ("y", false) => {}
+            ("p=tls-server-end-point", true) => match binding {
+                Some(data) => cbind.extend_from_slice(data),
+                None => {
+                    return Err(ScramError(
+                        "channel binding needs TLS with a certificate that names its hash".into(),
+                    ));
+                }
+            },
+            (f, true) if f.starts_with("p=") => {
+                return Err(ScramError(format!(
+                    "channel binding type `{}` is not supported; tapline binds with tls-server-end-point",
+                    &f[2..]
+                )));
+            }
+            (_, true) => {
+                return Err(ScramError(
+                    "SCRAM-SHA-256-PLUS was chosen without channel binding data".into(),
+                ));
+            }
+            (_, false) => {
+                return Err(ScramError(
+                    "channel binding was asked for with SCRAM-SHA-256; choose SCRAM-SHA-256-PLUS"
+                        .into(),
+                ));
+            }
+        }
+        if plus && binding.is_none() {
+            return Err(ScramError(
+                "SCRAM-SHA-256-PLUS is offered over TLS only".into(),
+            ));
+        }
         let client_nonce =
             attr(bare, 'r').ok_or_else(|| ScramError("client-first has no nonce".into()))?;
         let nonce = format!("{client_nonce}{}", self::nonce());
@@ -231,6 +285,7 @@ impl ScramServer {
                 client_first_bare: bare.to_string(),
                 server_first,
                 nonce,
+                channel: B64.encode(cbind),
             },
             out,
         ))
@@ -245,6 +300,11 @@ impl ScramServer {
             .ok_or_else(|| ScramError("client-final has no proof".into()))?;
         if attr(without_proof, 'r') != Some(self.nonce.as_str()) {
             return Err(ScramError("the nonce does not match".into()));
+        }
+        if attr(without_proof, 'c') != Some(self.channel.as_str()) {
+            return Err(ScramError(
+                "the channel binding does not match this TLS connection".into(),
+            ));
         }
         let proof = B64
             .decode(proof)
@@ -283,15 +343,76 @@ mod tests {
         assert_eq!(parsed, verifier);
 
         let mut client = ScramClient::new("s3cret");
-        let (server, first) = ScramServer::start(verifier.clone(), &client.client_first()).unwrap();
+        let (server, first) =
+            ScramServer::start(verifier.clone(), MECHANISM, &client.client_first(), None).unwrap();
         let fin = client.client_final(&first).unwrap();
         let server_final = server.finish(&fin).unwrap();
         client.verify_server_final(&server_final).unwrap();
 
         let mut wrong = ScramClient::new("nope");
-        let (server, first) = ScramServer::start(verifier, &wrong.client_first()).unwrap();
+        let (server, first) =
+            ScramServer::start(verifier, MECHANISM, &wrong.client_first(), None).unwrap();
         let fin = wrong.client_final(&first).unwrap();
         assert!(server.finish(&fin).is_err());
+    }
+
+    /// A client-final for `header` (and binding `data`) with a proof made by hand, as
+    /// a PLUS client computes it.
+    fn plus_exchange(
+        mechanism: &str,
+        header: &str,
+        offered: Option<&[u8]>,
+        sent: &[u8],
+    ) -> Result<(), ScramError> {
+        let verifier = ScramVerifier::derive("s3cret", 4096);
+        let bare = "n=,r=clientnonce";
+        let first = format!("{header}{bare}");
+        let (server, server_first) =
+            ScramServer::start(verifier, mechanism, first.as_bytes(), offered)?;
+        let server_first = String::from_utf8(server_first).unwrap();
+        let nonce = attr(&server_first, 'r').unwrap();
+        let salt = B64.decode(attr(&server_first, 's').unwrap()).unwrap();
+        let mut cbind = header.as_bytes().to_vec();
+        cbind.extend_from_slice(sent);
+        let without_proof = format!("c={},r={nonce}", B64.encode(&cbind));
+        let salted = salted_password("s3cret", &salt, 4096);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored: [u8; 32] = Sha256::digest(client_key).into();
+        let auth = format!("{bare},{server_first},{without_proof}");
+        let signature = hmac(&stored, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        server
+            .finish(format!("{without_proof},p={}", B64.encode(proof)).as_bytes())
+            .map(|_| ())
+    }
+
+    #[test]
+    fn channel_binding_holds_only_for_this_channel() {
+        let ours = b"end-point-of-our-certificate";
+        plus_exchange(MECHANISM_PLUS, "p=tls-server-end-point,,", Some(ours), ours).unwrap();
+        // Another channel's binding (a relay in the middle) fails.
+        let e = plus_exchange(
+            MECHANISM_PLUS,
+            "p=tls-server-end-point,,",
+            Some(ours),
+            b"theirs",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("channel binding"), "{e}");
+        // A client told PLUS was not offered, when it was: a stripped offer.
+        let e = plus_exchange(MECHANISM, "y,,", Some(ours), b"").unwrap_err();
+        assert!(e.0.contains("stripped"), "{e}");
+        // Without TLS, "y" and "n" are fine and PLUS is refused.
+        plus_exchange(MECHANISM, "y,,", None, b"").unwrap();
+        plus_exchange(MECHANISM, "n,,", Some(ours), b"").unwrap();
+        assert!(plus_exchange(MECHANISM_PLUS, "p=tls-server-end-point,,", None, b"").is_err());
+        let e = plus_exchange(MECHANISM_PLUS, "p=tls-unique,,", Some(ours), b"").unwrap_err();
+        assert!(e.0.contains("tls-unique"), "{e}");
+        assert!(plus_exchange(MECHANISM, "n,a=root,", None, b"").is_err());
     }
 
     #[test]
