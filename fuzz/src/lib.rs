@@ -24,6 +24,12 @@ pub mod policy {
     pub mod sql;
 }
 
+#[path = "../../recorder/src/config"]
+pub mod config {
+    pub mod error;
+    pub use error::{ConfigError, KeyPrefix};
+}
+
 #[path = "../../recorder/src/approvals"]
 pub mod approvals {
     pub mod shape;

@@ -70,6 +70,16 @@ impl PgServer {
     /// Starts a server whose pg_hba asks for `method` (`scram-sha-256`, `md5` or
     /// `password`), with the upstream password stored to match.
     pub fn start_with_auth(method: &str) -> PgServer {
+        Self::start_inner(method, None)
+    }
+
+    /// Starts a server with `ssl=on` serving `cert` and `key` (PEM), whose pg_hba has
+    /// only `hostssl` lines: as Azure Database for PostgreSQL, it refuses clear text.
+    pub fn start_tls(cert: &Path, key: &Path) -> PgServer {
+        Self::start_inner("scram-sha-256", Some((cert, key)))
+    }
+
+    fn start_inner(method: &str, tls: Option<(&Path, &Path)>) -> PgServer {
         let bin = find_bin();
         let dir = tempfile::Builder::new()
             .prefix("tapline-pg-")
@@ -110,10 +120,32 @@ impl PgServer {
         );
         let port = free_port();
         let log = dir.path().join("server.log");
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200 -c shared_buffers=32MB",
             dir.path().display()
         );
+        if let Some((cert, key)) = tls {
+            // The server reads its key only if no one else may (0600, its owner).
+            let (c, k) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::copy(cert, &c).unwrap();
+            std::fs::copy(key, &k).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if root {
+                let status = Command::new("chown")
+                    .arg("postgres")
+                    .args([&c, &k])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                format!("hostssl all all 127.0.0.1/32 {method}\n"),
+            )
+            .unwrap();
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let out = pg_command(&bin, "pg_ctl")
             .arg("-D")
             .arg(&data)

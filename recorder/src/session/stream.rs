@@ -71,6 +71,18 @@ impl PeerStream {
         }
     }
 
+    /// Upgrades this stream in place to TLS with the gateway as the client, for
+    /// `name`; a failed handshake leaves it closed.
+    pub async fn start_tls_client(
+        &mut self,
+        connector: &TlsConnector,
+        name: ServerName<'static>,
+    ) -> io::Result<()> {
+        let plain = std::mem::replace(self, PeerStream::Closed);
+        *self = plain.connect_tls(connector, name).await?;
+        Ok(())
+    }
+
     /// Upgrades this stream in place to TLS with the gateway as the server; a failed
     /// handshake leaves it closed.
     pub async fn start_tls_server(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {

@@ -3,6 +3,7 @@
 //! open; and their validation.
 
 use crate::config::{ConfigError, KeyPrefix, Secret};
+use crate::session::{SslMode, TrustRoots, UpstreamTls};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -18,6 +19,10 @@ pub struct PostgresSection {
     /// URL's database alone, or any when the URL names none).
     #[serde(default)]
     pub databases: Vec<String>,
+    /// TLS to the upstream, as libpq's sslmode [default: "prefer"].
+    pub sslmode: Option<String>,
+    /// The roots `verify-ca` and `verify-full` trust: a PEM bundle, or "system".
+    pub sslrootcert: Option<String>,
 }
 
 /// Where the upstream is and who the gateway is there.
@@ -49,6 +54,8 @@ pub struct PostgresConfig {
     /// The databases clients may open (empty: any); a client that names none gets the
     /// first.
     pub databases: Vec<String>,
+    /// How the gateway speaks TLS to the upstream.
+    pub tls: UpstreamTls,
 }
 
 impl PostgresSection {
@@ -91,10 +98,40 @@ impl PostgresSection {
                 databases.push(db.clone());
             }
         }
+        let sslmode = match self.sslmode.as_deref() {
+            None => SslMode::Prefer,
+            Some(m) => SslMode::parse(m).ok_or_else(|| {
+                at.err(
+                    "sslmode",
+                    format!("`{m}` is not an sslmode"),
+                    "use disable, prefer, require, verify-ca or verify-full (as libpq)",
+                )
+            })?,
+        };
+        let roots = match self.sslrootcert.as_deref() {
+            None => None,
+            Some("system") => Some(TrustRoots::System),
+            Some(path) => Some(TrustRoots::File(PathBuf::from(path))),
+        };
+        if sslmode.verifies() && roots.is_none() {
+            return Err(at.err(
+                "sslrootcert",
+                format!("is missing but sslmode is {}", sslmode.as_str()),
+                "set sslrootcert to the PEM bundle of the CAs that sign the upstream's certificate, or \"system\" for the system's roots",
+            ));
+        }
+        let tls = UpstreamTls::new(sslmode, roots.as_ref()).map_err(|problem| {
+            at.err(
+                "sslrootcert",
+                problem,
+                "point it at a readable PEM bundle of CA certificates",
+            )
+        })?;
         Ok(PostgresConfig {
             upstream,
             upstream_password,
             databases,
+            tls,
         })
     }
 }

@@ -365,7 +365,7 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
     }
 
     let (client_rd, client_wr) = client.into_split();
-    let (server_rd, server_wr) = PeerStream::from(up.stream).into_split();
+    let (server_rd, server_wr) = up.stream.into_split();
     let policy = SessionPolicy {
         guard,
         masking,

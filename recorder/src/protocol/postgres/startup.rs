@@ -72,6 +72,11 @@ pub fn startup_message(params: &[(String, String)]) -> bytes::Bytes {
     b.u8(0).finish()
 }
 
+/// Builds an SSLRequest: the gateway asking an upstream for TLS.
+pub fn ssl_request() -> bytes::Bytes {
+    Builder::new(None).i32(SSL_REQUEST).finish()
+}
+
 /// Builds a CancelRequest.
 pub fn cancel_request(pid: i32, secret: i32) -> bytes::Bytes {
     Builder::new(None)

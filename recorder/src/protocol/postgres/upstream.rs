@@ -11,18 +11,21 @@ use super::config::PostgresConfig;
 use super::error_response::ErrorFields;
 use super::io::{TapError, read_message};
 use super::scram::{MECHANISM, ScramClient};
-use super::startup::{param, startup_message};
+use super::startup::{param, ssl_request, startup_message};
+use crate::session::tls_client::explain;
+use crate::session::{PeerStream, SslMode};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// How long connecting and logging in upstream may take.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A logged-in upstream connection, ready for queries.
 pub struct UpstreamConnection {
-    pub stream: TcpStream,
+    pub stream: PeerStream,
     /// Bytes already read past ReadyForQuery (normally none).
     pub leftover: BytesMut,
     /// ParameterStatus and NoticeResponse messages to replay to the client.
@@ -48,6 +51,8 @@ pub enum UpstreamError {
     NoPassword,
     #[error("upstream login failed: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl From<TapError> for UpstreamError {
@@ -120,19 +125,54 @@ pub async fn connect(
         })?
 }
 
+/// Asks the upstream for TLS as `sslmode` says, and sets it up.
+async fn start_tls(stream: &mut PeerStream, pg: &PostgresConfig) -> Result<(), UpstreamError> {
+    let mode = pg.tls.mode;
+    if mode == SslMode::Disable {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| UpstreamError::Protocol(e.to_string());
+    stream.write_all(&ssl_request()).await.map_err(io)?;
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer).await.map_err(io)?;
+    match answer[0] {
+        b'S' => {
+            let host = pg.upstream.host.as_str();
+            let name = ServerName::try_from(host.to_string()).map_err(|_| {
+                UpstreamError::Tls(format!("`{host}` is not a host name TLS can check"))
+            })?;
+            stream
+                .start_tls_client(pg.tls.connector(), name)
+                .await
+                .map_err(|e| UpstreamError::Tls(explain(&e, host, mode)))
+        }
+        b'N' if mode == SslMode::Prefer => Ok(()),
+        b'N' => Err(UpstreamError::Tls(format!(
+            "the upstream does not offer TLS, and the connection's sslmode is {}",
+            mode.as_str()
+        ))),
+        other => Err(UpstreamError::Protocol(format!(
+            "the upstream answered the SSLRequest with '{}'",
+            other as char
+        ))),
+    }
+}
+
 async fn login(
     name: &str,
     pg: &PostgresConfig,
     client_params: &[(String, String)],
     addr: &str,
 ) -> Result<UpstreamConnection, UpstreamError> {
-    let mut stream = TcpStream::connect((pg.upstream.host.as_str(), pg.upstream.port))
+    let tcp = TcpStream::connect((pg.upstream.host.as_str(), pg.upstream.port))
         .await
         .map_err(|e| UpstreamError::Unreachable {
             addr: addr.to_string(),
             reason: e.to_string(),
         })?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream = PeerStream::from(tcp);
+    start_tls(&mut stream, pg).await?;
     let params = upstream_params(name, pg, client_params);
     let database = param(&params, "database").unwrap_or_default().to_string();
     stream
