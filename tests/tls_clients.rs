@@ -328,3 +328,109 @@ fn a_public_listener_taking_secrets_must_require_tls() {
     assert!(said.contains("connections[0].tls"), "{said}");
     assert!(said.contains("tls = \"required\""), "{said}");
 }
+
+/// A client certificate's key file as libpq accepts it (no one else may read it).
+fn private(issued: &Issued) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&issued.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "sslcert={} sslkey={}",
+        issued.cert.display(),
+        issued.key.display()
+    )
+}
+
+#[test]
+fn a_client_certificate_names_the_user_and_its_groups() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let cert = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let alice = ca.issue("alice", "alice", &[], &[]);
+    let impostor_ca = TestCa::new("someone else's CA");
+    let forged = impostor_ca.issue("forged", "alice", &[], &[]);
+    let extra = format!(
+        "client_auth = \"cert\"\ntls_client_ca = \"{}\"\nallowed_groups = [\"dba\"]\n\
+         [connections.cert_groups]\nalice = [\"dba\"]\n",
+        ca.cert.display()
+    );
+    let mut gw = gateway_with(&pg, &cert, "required", &extra);
+    let root = format!("sslmode=verify-full sslrootcert={}", ca.cert.display());
+
+    let ok = psql(&gw, &format!("{root} {}", private(&alice)), "SELECT 'in'");
+    assert!(ok.status.success(), "{}", text(&ok));
+    // Alice's certificate does not make her bob.
+    let as_bob = psql(
+        &gw,
+        &format!("{root} {} user=bob", private(&alice)),
+        "SELECT 1",
+    );
+    assert!(!as_bob.status.success());
+    assert!(
+        text(&as_bob).contains("log in as `alice`"),
+        "{}",
+        text(&as_bob)
+    );
+    // No certificate, or one from another CA: the handshake itself fails.
+    for ssl in [root.clone(), format!("{root} {}", private(&forged))] {
+        let out = psql(&gw, &ssl, "SELECT 1");
+        assert!(!out.status.success(), "{ssl}");
+    }
+    assert!(gw.stop(), "{}", gw.log());
+    let auths = query_json(
+        gw.archive(),
+        "SELECT status, text FROM events WHERE kind = 'auth' ORDER BY ts",
+    );
+    assert_eq!(
+        auths.len(),
+        2,
+        "handshakes that fail start no session: {auths:?}"
+    );
+    let first = auths[0]["text"].as_str().unwrap();
+    assert!(
+        first.starts_with("client authenticated: cert; user alice groups [dba] issuer CN=tapline test CA token_id sha256:"),
+        "{first}"
+    );
+    assert_eq!(auths[1]["status"], "denied");
+    let start = query_json(
+        gw.archive(),
+        "SELECT text FROM events WHERE kind = 'session_start' ORDER BY ts LIMIT 1",
+    );
+    assert!(
+        start[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("client_cert sha256:"),
+        "{start:?}"
+    );
+}
+
+#[test]
+fn an_optional_client_certificate_is_recorded_when_sent() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let cert = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let alice = ca.issue("alice", "alice", &[], &[]);
+    let extra = format!(
+        "tls_client_ca = \"{}\"\ntls_client_cert = \"optional\"\n",
+        ca.cert.display()
+    );
+    let mut gw = gateway_with(&pg, &cert, "required", &extra);
+    let root = format!("sslmode=verify-full sslrootcert={}", ca.cert.display());
+    for ssl in [format!("{root} {}", private(&alice)), root.clone()] {
+        let out = psql(&gw, &ssl, "SELECT 1");
+        assert!(out.status.success(), "{ssl}: {}", text(&out));
+    }
+    assert!(gw.stop(), "{}", gw.log());
+    let starts = query_json(
+        gw.archive(),
+        "SELECT text FROM events WHERE kind = 'session_start' ORDER BY ts",
+    );
+    assert_eq!(starts.len(), 2);
+    assert!(
+        starts[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("client_cert sha256:")
+    );
+    assert!(!starts[1]["text"].as_str().unwrap().contains("client_cert"));
+}

@@ -2,11 +2,13 @@
 //! `[connections.oidc]`), and the rule that only a loopback listener may trust a
 //! caller's word for its name.
 
+use super::connection::ListenerSection;
 use super::{ConfigError, KeyPrefix};
 use crate::identity::OidcValidator;
-use crate::identity::config::{OidcSection, oidc_settings};
+use crate::identity::config::oidc_settings;
 use crate::protocol::postgres::scram::ScramVerifier;
-use std::collections::{BTreeMap, HashMap};
+use crate::session::cert_identity::CertField;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,6 +21,12 @@ pub enum ClientAuth {
     Secrets(HashMap<String, ScramVerifier>),
     /// An OIDC token (a JWT) as the password, checked against the issuer's keys.
     Oidc(Arc<OidcValidator>),
+    /// A client certificate the listener verified, naming the user by `field`;
+    /// `groups` gives each user's groups.
+    Cert {
+        field: CertField,
+        groups: HashMap<String, Vec<String>>,
+    },
 }
 
 impl ClientAuth {
@@ -30,22 +38,51 @@ impl ClientAuth {
             }
             ClientAuth::Secrets(_) => "per-user secrets (SCRAM-SHA-256)",
             ClientAuth::Oidc(_) => "OIDC tokens as passwords",
+            ClientAuth::Cert { .. } => "client certificates (mutual TLS)",
         }
     }
 }
 
-/// Validates a connection's client authentication: `method` is `client_auth`, `users`
-/// the per-user verifiers, `oidc` the OIDC table; `listen` decides whether trust is
-/// allowed.
+/// Validates a connection's client authentication (`client_auth`, `users`, `oidc`,
+/// `tls_client_identity`, `cert_groups`); `listen` decides whether trust is allowed.
 pub fn client_auth(
     at: KeyPrefix<'_>,
-    method: Option<&str>,
-    users: &BTreeMap<String, String>,
-    oidc: Option<&OidcSection>,
+    c: &ListenerSection,
     listen: SocketAddr,
 ) -> Result<ClientAuth, ConfigError> {
+    let (method, oidc) = (c.client_auth.as_deref(), c.oidc.as_ref());
+    if method == Some("cert") {
+        let field = match c.tls_client_identity.as_deref() {
+            None => CertField::CommonName,
+            Some(f) => CertField::parse(f).ok_or_else(|| {
+                at.err(
+                    "tls_client_identity",
+                    format!("`{f}` is not a certificate field tapline reads"),
+                    "use cn, san_email, san_dns or san_uri",
+                )
+            })?,
+        };
+        if oidc.is_some() || !c.users.is_empty() {
+            return Err(at.err(
+                "client_auth",
+                "is \"cert\", but users or oidc are set too",
+                "keep one way for clients to prove who they are",
+            ));
+        }
+        return Ok(ClientAuth::Cert {
+            field,
+            groups: c.cert_groups.clone().into_iter().collect(),
+        });
+    }
+    if c.tls_client_identity.is_some() || !c.cert_groups.is_empty() {
+        return Err(at.err(
+            "tls_client_identity",
+            "and cert_groups apply only to client_auth = \"cert\"",
+            "set client_auth = \"cert\", or remove them",
+        ));
+    }
     let mut verifiers = HashMap::new();
-    for (user, text) in users {
+    for (user, text) in &c.users {
         let v = ScramVerifier::parse(text).map_err(|problem| {
             at.err(
                 &format!("users.{user}"),
@@ -105,7 +142,7 @@ pub fn client_auth(
                 return Err(at.err(
                     "client_auth",
                     format!("`{other}` is not a client authentication method"),
-                    "use \"trust\" (loopback only), \"secret\" or \"oidc\"",
+                    "use \"trust\" (loopback only), \"secret\", \"oidc\" or \"cert\"",
                 ));
             }
         },

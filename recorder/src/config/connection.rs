@@ -48,6 +48,16 @@ pub struct ListenerSection {
     /// The listener's certificate chain (PEM, leaf first) and its private key (PEM).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// CAs whose client certificates the listener accepts (PEM): mutual TLS.
+    pub tls_client_ca: Option<PathBuf>,
+    /// "required" (default with tls_client_ca) or "optional".
+    pub tls_client_cert: Option<String>,
+    /// With client_auth = "cert": the part of the certificate that names the user:
+    /// "cn" (default), "san_email", "san_dns" or "san_uri".
+    pub tls_client_identity: Option<String>,
+    /// With client_auth = "cert": user → groups, for allowed_groups and rules.
+    #[serde(default)]
+    pub cert_groups: BTreeMap<String, Vec<String>>,
 }
 
 impl ListenerSection {
@@ -63,6 +73,10 @@ impl ListenerSection {
         "tls",
         "tls_cert",
         "tls_key",
+        "tls_client_ca",
+        "tls_client_cert",
+        "tls_client_identity",
+        "cert_groups",
     ];
 }
 
@@ -226,13 +240,7 @@ impl ConnectionSection {
                 ProtocolConfig::Postgres(p.validate(at)?),
             ),
         };
-        let client_auth = client_auth(
-            at,
-            c.client_auth.as_deref(),
-            &c.users,
-            c.oidc.as_ref(),
-            listen,
-        )?;
+        let client_auth = client_auth(at, c, listen)?;
         let durability = match c.durability.as_deref() {
             None => default_durability,
             Some(d) => Durability::parse(d).ok_or_else(|| {
@@ -267,12 +275,30 @@ fn tls_settings(
     listen: SocketAddr,
     client_auth: &ClientAuth,
 ) -> Result<(TlsMode, Option<TlsFiles>), ConfigError> {
+    let client_cert_required = match c.tls_client_cert.as_deref() {
+        None | Some("required") => true,
+        Some("optional") => false,
+        Some(other) => {
+            return Err(at.err(
+                "tls_client_cert",
+                format!("`{other}` is not a choice"),
+                "use \"required\" or \"optional\"",
+            ));
+        }
+    };
+    if c.tls_client_ca.is_some() && c.tls_cert.is_none() {
+        return Err(at.err(
+            "tls_client_ca",
+            "is set but the listener has no tls_cert",
+            "client certificates need TLS: set tls_cert and tls_key too",
+        ));
+    }
     let files = match (&c.tls_cert, &c.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
-            client_ca: None,
-            client_cert_required: false,
+            client_ca: c.tls_client_ca.clone(),
+            client_cert_required,
         }),
         (None, None) => None,
         (Some(_), None) => {
@@ -308,7 +334,23 @@ fn tls_settings(
             "set tls_cert and tls_key to the listener's PEM certificate chain and private key",
         ));
     }
-    let sends_secrets = !matches!(client_auth, ClientAuth::Trust);
+    if matches!(client_auth, ClientAuth::Cert { .. }) {
+        if c.tls_client_ca.is_none() {
+            return Err(at.err(
+                "tls_client_ca",
+                "is missing but client_auth is \"cert\"",
+                "set it to the PEM bundle of the CAs that issue your clients' certificates",
+            ));
+        }
+        if mode != TlsMode::Required || !client_cert_required {
+            return Err(at.err(
+                "tls",
+                "must be \"required\", with tls_client_cert \"required\", when client_auth is \"cert\"",
+                "a client without a certificate has nothing else to prove who it is",
+            ));
+        }
+    }
+    let sends_secrets = !matches!(client_auth, ClientAuth::Trust | ClientAuth::Cert { .. });
     if !listen.ip().is_loopback() && sends_secrets && mode != TlsMode::Required {
         return Err(at.err(
             "tls",

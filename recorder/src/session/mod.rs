@@ -8,6 +8,7 @@
 //! through a [`stream`] that can turn into TLS in band, with the listener's
 //! [`tls_server`] identity when its [`tls_mode`] allows.
 
+pub mod cert_identity;
 pub mod end_reason;
 pub mod gate;
 pub mod hold;

@@ -14,6 +14,7 @@ use super::io::{TapError, read_message};
 use super::scram::{MECHANISM, MECHANISM_PLUS, ScramServer, ScramVerifier};
 use crate::config::ClientAuth;
 use crate::identity::{Identity, OidcValidator};
+use crate::session::cert_identity::{CertField, identity_of};
 use bytes::BytesMut;
 use std::sync::LazyLock;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -38,16 +39,25 @@ pub enum AuthOutcome {
     Refused(String),
 }
 
+/// What the client's TLS connection brings to authentication.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Channel<'a> {
+    /// The `tls-server-end-point` data, when the client came over TLS:
+    /// SCRAM-SHA-256-PLUS is then offered first.
+    pub binding: Option<&'a [u8]>,
+    /// The client certificate the listener verified (DER), if the client sent one.
+    pub client_cert: Option<&'a [u8]>,
+}
+
 /// Runs client authentication. On refusal the client has already been told why.
-/// `binding` is the TLS channel's `tls-server-end-point` data, when the client came
-/// over TLS: SCRAM-SHA-256-PLUS is then offered first.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     auth: &ClientAuth,
     client: &mut S,
     buf: &mut BytesMut,
     user: &str,
-    binding: Option<&[u8]>,
+    channel: Channel<'_>,
 ) -> Result<AuthOutcome, TapError> {
+    let binding = channel.binding;
     let local = |method| AuthOutcome::Accepted {
         method,
         identity: Identity {
@@ -59,6 +69,9 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         ClientAuth::Trust => return Ok(local("trust")),
         ClientAuth::Secrets(v) => v,
         ClientAuth::Oidc(v) => return oidc(v, client, buf).await,
+        ClientAuth::Cert { field, groups } => {
+            return certificate(client, user, channel.client_cert, *field, groups).await;
+        }
     };
     let known = verifiers.get(user);
     let verifier = known.cloned().unwrap_or_else(|| DECOY.clone());
@@ -133,6 +146,39 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(refuse("wrong secret".into()))
         }
     }
+}
+
+/// The caller a verified client certificate names: its user must be the login name,
+/// as with PostgreSQL's `cert` method, so a certificate is never used as another user.
+async fn certificate<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    user: &str,
+    cert: Option<&[u8]>,
+    field: CertField,
+    groups: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<AuthOutcome, TapError> {
+    let named = match cert {
+        None => Err("the client sent no certificate".to_string()),
+        Some(der) => identity_of(der, field),
+    };
+    let why = match named {
+        Ok(mut identity) if identity.user == user => {
+            identity.groups = groups.get(user).cloned().unwrap_or_default();
+            return Ok(AuthOutcome::Accepted {
+                method: "cert",
+                identity,
+            });
+        }
+        Ok(identity) => format!(
+            "the client certificate names `{}` ({}), not the login name `{user}`; log in as `{}`",
+            identity.user,
+            field.as_str(),
+            identity.user
+        ),
+        Err(why) => why,
+    };
+    refuse(client, &why).await?;
+    Ok(AuthOutcome::Refused(why))
 }
 
 /// Asks for the password (the token) in clear: a token is a bearer credential the

@@ -136,6 +136,9 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
             .and_then(|cert| channel_binding::server_end_point(&cert)),
         _ => None,
     };
+    let client_cert = client
+        .tls()
+        .and_then(|t| t.peer_certificates.into_iter().next());
     // Client authentication comes first: the session is recorded under the identity
     // the client proves, not the user name it typed.
     let outcome = tokio::time::timeout(
@@ -145,7 +148,10 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
             &mut client,
             &mut buf,
             &user,
-            binding.as_deref(),
+            client_auth::Channel {
+                binding: binding.as_deref(),
+                client_cert: client_cert.as_ref().map(|c| c.as_ref()),
+            },
         ),
     )
     .await;
