@@ -434,3 +434,70 @@ fn an_optional_client_certificate_is_recorded_when_sent() {
     );
     assert!(!starts[1]["text"].as_str().unwrap().contains("client_cert"));
 }
+
+/// psycopg (with the libpq its wheel bundles) through the gateway with `conninfo`.
+fn libpq17(conninfo: &str, sql: &str) -> (bool, serde_json::Value) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/direct_tls.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([conninfo, sql])
+        .output()
+        .expect("run python3 (scripts/test installs psycopg[binary])");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {line}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+#[test]
+fn direct_tls_of_libpq_17_needs_alpn_and_is_recorded() {
+    let pg = PgServer::start();
+    let ca = TestCa::new("tapline test CA");
+    let cert = ca.issue("gateway", "localhost", &["localhost"], &[]);
+    let mut gw = gateway(&pg, &cert, "required");
+    let conninfo = format!(
+        "hostaddr=127.0.0.1 host=localhost port={} user=alice dbname=postgres sslmode=verify-full sslrootcert={} sslnegotiation=direct",
+        gw.port,
+        ca.cert.display()
+    );
+    let (ok, v) = libpq17(&conninfo, "SELECT 'direct'");
+    assert!(ok, "{v}\n{}", gw.log());
+    assert!(v["libpq"].as_i64().unwrap() >= 170000, "{v}");
+    assert_eq!(v["value"], "direct");
+
+    // A direct handshake without the ALPN protocol is refused after it completes.
+    Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", gw.port),
+            "-quiet",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        gw.wait_log(
+            "must agree on the ALPN protocol",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        gw.log()
+    );
+    assert!(gw.stop(), "{}", gw.log());
+    let starts = query_json(
+        gw.archive(),
+        "SELECT text FROM events WHERE kind = 'session_start'",
+    );
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    let start = starts[0]["text"].as_str().unwrap();
+    assert!(start.contains("alpn postgresql"), "{start}");
+}
