@@ -10,6 +10,7 @@
 
 pub mod cert_identity;
 pub mod end_reason;
+pub mod entra;
 pub mod gate;
 pub mod hold;
 pub mod lifecycle;

@@ -3,9 +3,11 @@
 //! open; and their validation.
 
 use crate::config::{ConfigError, KeyPrefix, Secret};
+use crate::session::entra::{EntraSection, EntraToken};
 use crate::session::{SslMode, TrustRoots, UpstreamTls};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The PostgreSQL keys of a `[[connections]]` table.
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -23,6 +25,11 @@ pub struct PostgresSection {
     pub sslmode: Option<String>,
     /// The roots `verify-ca` and `verify-full` trust: a PEM bundle, or "system".
     pub sslrootcert: Option<String>,
+    /// How the gateway logs in upstream: "password" (default: upstream_password_env
+    /// or _file, if the upstream asks) or "entra" (its own Entra ID token).
+    pub upstream_auth: Option<String>,
+    /// `[connections.entra]`: where the gateway's Entra token comes from.
+    pub entra: Option<EntraSection>,
 }
 
 /// Where the upstream is and who the gateway is there.
@@ -45,12 +52,34 @@ impl std::fmt::Display for Upstream {
     }
 }
 
+/// What the gateway logs in upstream with.
+#[derive(Debug, Clone)]
+pub enum UpstreamCredential {
+    /// Nothing: the upstream must not ask (trust, or a peer it knows).
+    None,
+    /// A password the gateway holds.
+    Password(Secret),
+    /// The gateway's Entra ID token, fetched and refreshed as logins need it.
+    Entra(Arc<EntraToken>),
+}
+
+impl UpstreamCredential {
+    /// The password for one login (an Entra token valid for at least five minutes).
+    pub async fn password(&self) -> Result<Option<Secret>, String> {
+        match self {
+            UpstreamCredential::None => Ok(None),
+            UpstreamCredential::Password(p) => Ok(Some(p.clone())),
+            UpstreamCredential::Entra(t) => t.token().await.map(Some),
+        }
+    }
+}
+
 /// A validated PostgreSQL connection.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     pub upstream: Upstream,
-    /// The upstream password, if the upstream asks for one.
-    pub upstream_password: Option<Secret>,
+    /// What the gateway answers when the upstream asks for a password.
+    pub credential: UpstreamCredential,
     /// The databases clients may open (empty: any); a client that names none gets the
     /// first.
     pub databases: Vec<String>,
@@ -82,6 +111,40 @@ impl PostgresSection {
                 self.upstream_password_file.as_deref(),
             ),
         )?;
+        let credential = match (self.upstream_auth.as_deref(), &self.entra) {
+            (Some("entra"), entra) => {
+                if upstream_password.is_some() {
+                    return Err(at.err(
+                        "upstream_auth",
+                        "is \"entra\", but an upstream password is set too",
+                        "remove upstream_password_env and upstream_password_file; the gateway logs in with its Entra token",
+                    ));
+                }
+                let section = entra.clone().unwrap_or_default();
+                UpstreamCredential::Entra(Arc::new(EntraToken::from_section(
+                    &section,
+                    KeyPrefix(&at.key("entra")),
+                )?))
+            }
+            (None | Some("password"), None) => match upstream_password {
+                Some(p) => UpstreamCredential::Password(p),
+                None => UpstreamCredential::None,
+            },
+            (None | Some("password"), Some(_)) => {
+                return Err(at.err(
+                    "entra",
+                    "is set but upstream_auth is not \"entra\"",
+                    "set upstream_auth = \"entra\", or remove [connections.entra]",
+                ));
+            }
+            (Some(other), _) => {
+                return Err(at.err(
+                    "upstream_auth",
+                    format!("`{other}` is not an upstream login method"),
+                    "use \"password\" or \"entra\"",
+                ));
+            }
+        };
         let mut databases: Vec<String> = Vec::new();
         if let Some(db) = &upstream.database {
             databases.push(db.clone());
@@ -129,7 +192,7 @@ impl PostgresSection {
         })?;
         Ok(PostgresConfig {
             upstream,
-            upstream_password,
+            credential,
             databases,
             tls,
         })

@@ -23,6 +23,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 /// How long connecting and logging in upstream may take.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Of that, how long getting the gateway's own credential (its Entra token) may take.
+const CREDENTIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A logged-in upstream connection, ready for queries.
 pub struct UpstreamConnection {
     pub stream: PeerStream,
@@ -53,6 +56,9 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("{0}")]
     Tls(String),
+    /// The gateway's own credential could not be had (its Entra token).
+    #[error("{0}")]
+    Credential(String),
 }
 
 impl From<TapError> for UpstreamError {
@@ -183,11 +189,16 @@ async fn login(
     let mut scram: Option<ScramClient> = None;
     let mut greeting = Vec::new();
     let mut key = None;
-    let password = || {
-        pg.upstream_password
-            .as_ref()
-            .ok_or(UpstreamError::NoPassword)
-    };
+    let held = tokio::time::timeout(CREDENTIAL_TIMEOUT, pg.credential.password())
+        .await
+        .map_err(|_| {
+            UpstreamError::Credential(format!(
+                "the gateway could not get its Entra ID token within {} s; is the authority reachable?",
+                CREDENTIAL_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(UpstreamError::Credential)?;
+    let password = || held.as_ref().ok_or(UpstreamError::NoPassword);
     loop {
         let Some(msg) = read_message(&mut stream, &mut buf, 1 << 20).await? else {
             return Err(UpstreamError::Protocol(
