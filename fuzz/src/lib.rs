@@ -3,6 +3,10 @@
 //! the code the gateway runs without building the archive's dependencies.
 #![allow(dead_code, unused_imports)]
 
+/// The archive's text contract, which the parsers write their renderings in.
+#[path = "../../store/src/text_format.rs"]
+pub mod text_format;
+
 #[path = "../../recorder/src/protocol"]
 pub mod protocol {
     pub mod postgres {

@@ -57,7 +57,16 @@ WHERE checkpoint_rank = 1
 /// The n-th `query` event of a session pairs with its n-th command completion (a
 /// `result` or `error` event with a command), which is how the PostgreSQL tap
 /// records them: responses arrive strictly in request order.
-pub const COMMANDS_VIEW: &str = r#"
+pub fn commands_view() -> String {
+    use tapline_store::text_format::{ERROR_PREFIX_PATTERN, SQLSTATE_PATTERN};
+    COMMANDS_VIEW
+        .replace("{SQLSTATE}", SQLSTATE_PATTERN)
+        .replace("{ERROR_PREFIX}", ERROR_PREFIX_PATTERN)
+}
+
+/// The view's SQL, with the archive's text patterns (`tapline_store::text_format`)
+/// still to fill in.
+const COMMANDS_VIEW: &str = r#"
 CREATE VIEW commands AS
 WITH q AS (
   SELECT session_id, seq, ts, gateway_id, connection, protocol, "user", command, date,
@@ -72,10 +81,10 @@ WITH q AS (
 SELECT q.session_id, q.seq, q.ts, q.gateway_id, q.connection, q.protocol, q."user", q.command,
        COALESCE(r.status, 'pending') AS status,
        r.row_count, r.duration_us, r.result_text,
-       CASE WHEN r.result_kind = 'error' AND regexp_like(r.result_text, '^[0-9A-Z]{5} ')
+       CASE WHEN r.result_kind = 'error' AND regexp_like(r.result_text, '{SQLSTATE}')
             THEN substr(r.result_text, 1, 5) END AS sqlstate,
        CASE WHEN r.result_kind = 'error'
-            THEN regexp_replace(split_part(r.result_text, chr(10), 1), '^[0-9A-Z]{5} [A-Z]+: ', '')
+            THEN regexp_replace(split_part(r.result_text, chr(10), 1), '{ERROR_PREFIX}', '')
             END AS error_message,
        r.result_seq, r.result_ts, r.masked, q.date
 FROM q LEFT JOIN r ON q.session_id = r.session_id AND q.n = r.n
@@ -137,6 +146,6 @@ pub async fn open_context(archive: &Archive) -> Result<SessionContext, QueryErro
     .await?;
     ctx.sql(EVENTS_VIEW).await?;
     ctx.sql(SESSIONS_VIEW).await?;
-    ctx.sql(COMMANDS_VIEW).await?;
+    ctx.sql(&commands_view()).await?;
     Ok(ctx)
 }

@@ -18,3 +18,5 @@ pub mod shutdown;
 pub use config::GatewayConfig;
 pub use error::RecorderError;
 pub use gateway::Gateway;
+/// The text forms other tools read back, owned by the archive (see `tapline_store`).
+pub use tapline_store::text_format;

@@ -20,63 +20,41 @@ pub enum ResultView {
     Lines(Vec<String>),
 }
 
-/// Whether a cell holds a value the gateway masked (the masking strategies write
-/// `[redacted]`, `[masked …]`, or keep the last characters after `***`).
-pub fn is_masked_value(v: &str) -> bool {
-    v == "[redacted]" || v.starts_with("[masked") || v.starts_with("***") || is_hash_token(v)
-}
-
-/// A `hash` strategy token: `h:` and 16 hex digits.
-fn is_hash_token(v: &str) -> bool {
-    v.len() == 18 && v.starts_with("h:") && v[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
+/// Whether a cell holds a value the gateway masked (the archive's text contract
+/// says what masking writes).
+pub use tapline_store::text_format::is_masked_value;
+use tapline_store::text_format::{COLUMN_SEPARATOR, MaskedEntry, is_note, parse_error_text};
 
 impl ResultView {
     /// Builds the view of an event from its kind, text and masked list.
     pub fn from_event(kind: &str, text: Option<&str>, masked: &[String]) -> Self {
         let text = text.unwrap_or_default();
         if kind == "error" {
-            let mut lines = text.lines();
-            let first = lines.next().unwrap_or_default();
-            let (sqlstate, message) = match first.split_once(' ') {
-                Some((code, rest))
-                    if code.len() == 5 && code.chars().all(|c| c.is_ascii_alphanumeric()) =>
-                {
-                    (Some(code.to_string()), rest.to_string())
-                }
-                _ => (None, first.to_string()),
-            };
+            let (sqlstate, message, detail) = parse_error_text(text);
             return ResultView::Error {
-                sqlstate,
-                message,
-                detail: lines.map(str::to_string).collect(),
+                sqlstate: sqlstate.map(str::to_string),
+                message: message.to_string(),
+                detail: detail.into_iter().map(str::to_string).collect(),
             };
         }
         let mut lines = text.lines().peekable();
         let Some(first) = lines.peek().copied() else {
             return ResultView::Lines(Vec::new());
         };
-        let columns: Vec<String> = first.split('\t').map(str::to_string).collect();
+        let columns: Vec<String> = first.split(COLUMN_SEPARATOR).map(str::to_string).collect();
         let rest: Vec<&str> = lines.skip(1).collect();
         let tabular = columns.len() > 1 || rest.iter().any(|l| !is_note(l));
         if kind != "result"
             || !tabular
             || rest
                 .iter()
-                .any(|l| !is_note(l) && l.split('\t').count() != columns.len())
+                .any(|l| !is_note(l) && l.split(COLUMN_SEPARATOR).count() != columns.len())
         {
             return ResultView::Lines(text.lines().map(str::to_string).collect());
         }
-        // Entries read `rule/column:table.column=n` or `rule/binary_nulled:column=n`.
         let masked_names: Vec<&str> = masked
             .iter()
-            .filter_map(|m| {
-                m.split_once("column:")
-                    .or_else(|| m.split_once("binary_nulled:"))
-                    .map(|(_, rest)| rest)
-            })
-            .map(|m| m.rsplit_once('=').map_or(m, |(n, _)| n))
-            .map(|m| m.rsplit_once('.').map_or(m, |(_, c)| c))
+            .filter_map(|m| MaskedEntry::parse(m)?.column())
             .collect();
         let masked_columns = columns
             .iter()
@@ -87,16 +65,12 @@ impl ResultView {
             columns,
             rows: rows
                 .into_iter()
-                .map(|l| l.split('\t').map(str::to_string).collect())
+                .map(|l| l.split(COLUMN_SEPARATOR).map(str::to_string).collect())
                 .collect(),
             masked_columns,
             notes: notes.into_iter().map(str::to_string).collect(),
         }
     }
-}
-
-fn is_note(line: &str) -> bool {
-    line.starts_with("… ") || line.starts_with("[recording truncated")
 }
 
 /// Column widths fitted to the values (headers included), each capped so one long

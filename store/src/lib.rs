@@ -20,6 +20,7 @@ pub mod seal;
 pub mod segment;
 pub mod session;
 pub mod spool;
+pub mod text_format;
 pub mod upload;
 pub mod verify;
 pub mod writer;

@@ -191,12 +191,5 @@ fn count(counts: &mut SessionCounts, kind: Kind, status: Status, masked: &[Strin
     if status == Status::Blocked && kind == Kind::Query {
         counts.blocked += 1;
     }
-    counts.masked_values += masked
-        .iter()
-        .map(|m| {
-            m.rsplit_once('=')
-                .and_then(|(_, n)| n.parse::<u64>().ok())
-                .unwrap_or(1)
-        })
-        .sum::<u64>();
+    counts.masked_values += crate::text_format::masked_count(masked);
 }

@@ -16,8 +16,8 @@ pub enum Strategy {
     Null,
 }
 
-/// The redaction marker.
-pub const REDACTED: &str = "[redacted]";
+/// The redaction marker (the archive's text contract owns it).
+pub use crate::text_format::REDACTED;
 
 impl Strategy {
     /// Parses the config name (`partial` takes `keep`, `hash` takes the key).
@@ -59,7 +59,7 @@ impl Strategy {
             }
             Strategy::Hash { key } => {
                 let h = blake3::keyed_hash(key, value.as_bytes());
-                format!("h:{}", &h.to_hex()[..16])
+                crate::text_format::hash_token(&h.to_hex())
             }
         }
     }

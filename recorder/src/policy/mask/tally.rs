@@ -39,7 +39,7 @@ impl Tally {
     pub fn into_entries(self) -> Vec<String> {
         self.0
             .into_iter()
-            .map(|(label, n)| format!("{label}={n}"))
+            .map(|(label, n)| crate::text_format::masked_entry(&label, n))
             .collect()
     }
 }

@@ -22,6 +22,7 @@ use super::session_state::SessionState;
 use super::wire::Reader;
 use crate::policy::mask::tally::Tally;
 use crate::shutdown::{Phase, Shutdown};
+use crate::text_format;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,15 +118,12 @@ impl ResultBuilder {
 
     fn into_draft(mut self) -> EventDraft {
         if self.rows_not_rendered > 0 {
-            let note = format!("… {} more rows not rendered", self.rows_not_rendered);
+            let note = text_format::rows_not_rendered(self.rows_not_rendered);
             self.text.push_str(&note);
             self.text.push('\n');
         }
         if self.bytes_not_recorded > 0 {
-            let note = format!(
-                "[recording truncated: {} more bytes were forwarded to the client but not recorded (max_recorded_result_bytes)]",
-                self.bytes_not_recorded
-            );
+            let note = text_format::recording_truncated(self.bytes_not_recorded);
             self.text.push_str(&note);
             self.text.push('\n');
         }

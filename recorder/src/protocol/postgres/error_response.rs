@@ -41,16 +41,13 @@ impl ErrorFields {
     /// `SQLSTATE SEVERITY: message`, then DETAIL and HINT lines. The SQLSTATE comes
     /// first so SQL over the archive can split it off.
     pub fn render(&self) -> String {
-        let mut s = format!("{} {}: {}", self.code, self.severity, self.message);
-        if let Some(d) = &self.detail {
-            s.push_str("\nDETAIL: ");
-            s.push_str(d);
-        }
-        if let Some(h) = &self.hint {
-            s.push_str("\nHINT: ");
-            s.push_str(h);
-        }
-        s
+        crate::text_format::error_text(
+            &self.code,
+            &self.severity,
+            &self.message,
+            self.detail.as_deref(),
+            self.hint.as_deref(),
+        )
     }
 
     /// Builds an ErrorResponse ('E') or NoticeResponse ('N') carrying these fields.

@@ -2,6 +2,7 @@
 
 use super::encoding::PgEncoding;
 use super::wire::{DecodeError, Reader};
+use crate::text_format::COLUMN_SEPARATOR;
 
 /// One column of a RowDescription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +67,7 @@ pub fn render_data_row(
     let n = r.count16()?;
     for i in 0..n {
         if i > 0 {
-            out.push('\t');
+            out.push(COLUMN_SEPARATOR);
         }
         match r.value()? {
             None => out.push_str("NULL"),
@@ -118,7 +119,7 @@ pub fn render_binary(type_oid: u32, v: &[u8], encoding: PgEncoding) -> Option<St
 pub fn render_header(cols: &[Column], out: &mut String) {
     for (i, c) in cols.iter().enumerate() {
         if i > 0 {
-            out.push('\t');
+            out.push(COLUMN_SEPARATOR);
         }
         escape_into(&c.name, out);
     }
