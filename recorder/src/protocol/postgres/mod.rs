@@ -26,6 +26,10 @@ pub mod io;
 pub mod masking;
 pub mod parameter_status;
 pub mod pipeline;
+#[cfg(test)]
+pub mod pump_harness;
+#[cfg(test)]
+mod pump_tests;
 pub mod refusal;
 pub mod row;
 pub mod scram;
