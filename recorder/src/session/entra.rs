@@ -9,6 +9,7 @@
 //! so a login never presents an expired token. The token goes only into the upstream
 //! password message: it is never logged, recorded or shown to a client.
 
+use super::pem::{add_bundle, add_system_roots};
 use crate::config::{ConfigError, KeyPrefix, Secret};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
@@ -23,8 +24,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 /// The scope of Azure Database for PostgreSQL and for MySQL tokens.
 pub const AZURE_DATABASE_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
@@ -186,26 +185,15 @@ impl EntraToken {
 /// the system's roots and `authority_ca`, and the authority host.
 fn client_options(s: &EntraSection, at: KeyPrefix<'_>) -> Result<ClientOptions, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    add_system_roots(&mut roots);
     if let Some(ca) = &s.authority_ca {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-            .and_then(|i| i.collect::<Result<_, _>>())
-            .map_err(|e| {
-                at.err(
-                    "authority_ca",
-                    format!("cannot read the certificates in {}: {e}", ca.display()),
-                    "point it at a PEM bundle",
-                )
-            })?;
-        for c in certs {
-            roots.add(c).map_err(|e| {
-                at.err(
-                    "authority_ca",
-                    format!("{} holds a certificate that is not a CA: {e}", ca.display()),
-                    "point it at a PEM bundle of CA certificates",
-                )
-            })?;
-        }
+        add_bundle(&mut roots, ca).map_err(|problem| {
+            at.err(
+                "authority_ca",
+                problem,
+                "point it at a PEM bundle of CA certificates",
+            )
+        })?;
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

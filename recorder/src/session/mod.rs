@@ -14,6 +14,7 @@ pub mod entra;
 pub mod gate;
 pub mod hold;
 pub mod lifecycle;
+pub mod pem;
 pub mod rules;
 pub mod stream;
 pub mod tls_client;

@@ -9,7 +9,6 @@
 use sha2::Digest;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -317,30 +316,31 @@ impl AsyncWrite for PeerWriter {
     }
 }
 
-/// A TLS client configuration that trusts exactly `roots`, for tests and for
-/// upstreams with a private CA.
-pub fn connector_trusting(roots: &[CertificateDer<'static>]) -> io::Result<TlsConnector> {
-    let mut store = tokio_rustls::rustls::RootCertStore::empty();
-    for r in roots {
-        store
-            .add(r.clone())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    }
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| io::Error::other(e.to_string()))?
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;
+
+    /// A TLS client configuration that trusts exactly `roots`, for tests and for
+    /// upstreams with a private CA.
+    fn connector_trusting(roots: &[CertificateDer<'static>]) -> io::Result<TlsConnector> {
+        let mut store = tokio_rustls::rustls::RootCertStore::empty();
+        for r in roots {
+            store
+                .add(r.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+        Ok(TlsConnector::from(Arc::new(config)))
+    }
 
     fn acceptor_for(name: &str) -> (TlsAcceptor, CertificateDer<'static>) {
         let rcgen::CertifiedKey { cert, signing_key } =

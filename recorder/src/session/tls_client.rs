@@ -11,8 +11,9 @@
 //! Database for PostgreSQL, trust the roots Microsoft documents and not the
 //! intermediates, which it rotates.
 
+use super::pem::{add_bundle, add_system_roots};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
@@ -22,7 +23,6 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::crypto::{
     CryptoProvider, ring, verify_tls12_signature, verify_tls13_signature,
 };
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
@@ -137,38 +137,17 @@ impl UpstreamTls {
 fn root_store(roots: &TrustRoots) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
     match roots {
-        TrustRoots::File(path) => {
-            for cert in read_bundle(path)? {
-                store.add(cert).map_err(|e| {
-                    format!(
-                        "{} holds a certificate that is not a CA: {e}",
-                        path.display()
-                    )
-                })?;
-            }
-        }
+        TrustRoots::File(path) => add_bundle(&mut store, path)?,
         TrustRoots::System => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _) = store.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(format!(
-                    "the system has no trust roots tapline can read ({} errors); install ca-certificates or give a PEM bundle",
-                    found.errors.len()
-                ));
+            if add_system_roots(&mut store) == 0 {
+                return Err(
+                    "the system has no trust roots tapline can read; install ca-certificates or give a PEM bundle"
+                        .into(),
+                );
             }
         }
     }
     Ok(store)
-}
-
-fn read_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|i| i.collect::<Result<_, _>>())
-        .map_err(|e| format!("cannot read the certificates in {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
 }
 
 /// Says why a handshake with the upstream failed, in words that name the fix.

@@ -6,8 +6,9 @@
 //! identity in use and says why; the next handshake after a good reload uses the new
 //! certificate, sessions already up keep theirs.
 
+use super::pem::{add_bundle, read_certificates};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::ring;
@@ -74,11 +75,7 @@ impl ServerTls {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
-                for cert in read_certs(ca)? {
-                    roots.add(cert).map_err(|e| {
-                        format!("{} holds a certificate that is not a CA: {e}", ca.display())
-                    })?;
-                }
+                add_bundle(&mut roots, ca)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if files.client_cert_required {
@@ -128,18 +125,8 @@ impl ServerTls {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|i| i.collect::<Result<_, _>>())
-        .map_err(|e| format!("cannot read the certificates in {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
-}
-
 fn certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
-    let certs = read_certs(&files.cert)?;
+    let certs = read_certificates(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
         format!(
             "cannot read the private key in {}: {e}",

@@ -16,6 +16,7 @@ pub enum Strategy {
     Null,
 }
 
+use crate::text_format::PARTIAL_HIDDEN;
 /// The redaction marker (the archive's text contract owns it).
 pub use crate::text_format::REDACTED;
 
@@ -54,7 +55,7 @@ impl Strategy {
                 value
                     .chars()
                     .enumerate()
-                    .map(|(i, c)| if i < hidden { '*' } else { c })
+                    .map(|(i, c)| if i < hidden { PARTIAL_HIDDEN } else { c })
                     .collect()
             }
             Strategy::Hash { key } => {

@@ -53,6 +53,8 @@ pub struct Finished {
     pub backend: Result<BackendEnd, TapError>,
     /// The recorded events, in order (the session_end record excluded).
     pub events: Vec<Event>,
+    /// What the client received after its last scripted step (a FATAL, say).
+    pub client_got: Vec<u8>,
 }
 
 impl PumpHarness {
@@ -181,6 +183,7 @@ impl PumpHarness {
             let _ = w.shutdown().await;
         }
         let frontend = self.front.await.unwrap().0;
+        let client_got = quiet_read(&mut self.client_out).await;
         let _ = quiet_read(&mut self.server_out).await;
         if let Some(mut w) = self.server_in.take() {
             let _ = w.shutdown().await;
@@ -196,6 +199,7 @@ impl PumpHarness {
             frontend,
             backend,
             events,
+            client_got,
         }
     }
 }
