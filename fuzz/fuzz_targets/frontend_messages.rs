@@ -3,17 +3,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_fuzz::protocol::postgres::frontend::{FrontendMessage, render_param};
+use tapline_fuzz::protocol::postgres::frontend::{Bind, FrontendMessage, render_param};
 use tapline_fuzz::protocol::postgres::startup::StartupPacket;
 
 fuzz_target!(|data: &[u8]| {
     let _ = StartupPacket::parse(data);
     tapline_fuzz::messages(data, |tag, body, enc| {
-        if let Ok(FrontendMessage::Bind {
+        if let Ok(FrontendMessage::Bind(Bind {
             param_formats,
             params,
             ..
-        }) = FrontendMessage::parse(tag, body, enc)
+        })) = FrontendMessage::parse(tag, body, enc)
         {
             for (i, p) in params.iter().enumerate() {
                 let binary = param_formats.get(i).copied().unwrap_or(0) == 1;

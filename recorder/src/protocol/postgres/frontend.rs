@@ -25,13 +25,7 @@ pub enum FrontendMessage {
         param_types: Vec<u32>,
     },
     /// Extended query: bind parameters to a portal.
-    Bind {
-        portal: String,
-        statement: String,
-        param_formats: Vec<i16>,
-        params: Vec<Option<Vec<u8>>>,
-        result_formats: Vec<i16>,
-    },
+    Bind(Bind),
     /// Extended query: describe a statement or portal.
     Describe {
         target: Target,
@@ -61,6 +55,18 @@ pub enum FrontendMessage {
     Terminate,
     /// A password or SASL message outside authentication.
     Password,
+}
+
+/// A Bind: the values a portal runs its statement with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub portal: String,
+    pub statement: String,
+    /// One format for all parameters, one per parameter, or none (all text).
+    pub param_formats: Vec<i16>,
+    /// Each parameter's bytes; `None` is SQL NULL.
+    pub params: Vec<Option<Vec<u8>>>,
+    pub result_formats: Vec<i16>,
 }
 
 fn target(tag: u8, b: u8) -> Result<Target, DecodeError> {
@@ -114,13 +120,13 @@ impl FrontendMessage {
                 for _ in 0..nr {
                     result_formats.push(r.i16()?);
                 }
-                FrontendMessage::Bind {
+                FrontendMessage::Bind(Bind {
                     portal,
                     statement,
                     param_formats,
                     params,
                     result_formats,
-                }
+                })
             }
             b'D' => {
                 let t = target(tag, r.u8()?)?;
@@ -210,12 +216,12 @@ mod tests {
             .i16(0)
             .finish();
         let parsed = FrontendMessage::parse(b'B', &msg[5..], UTF8).unwrap();
-        let FrontendMessage::Bind {
+        let FrontendMessage::Bind(Bind {
             portal,
             statement,
             params,
             ..
-        } = parsed
+        }) = parsed
         else {
             panic!("not a bind")
         };
