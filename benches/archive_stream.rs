@@ -41,6 +41,7 @@ fn meta(i: usize) -> SessionMeta {
         start_ns: tapline_store::event::now_ns(),
         issuer: None,
         token_id: None,
+        tls: None,
     }
 }
 

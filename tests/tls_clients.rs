@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
 use support::postgres::PgServer;
+use support::psql::{printed as text, scram_verifier as verifier};
 use support::query_json;
 use support::tls::{Issued, TestCa};
 
@@ -37,23 +38,15 @@ fn gateway_with(pg: &PgServer, cert: &Issued, tls: &str, extra: &str) -> Gateway
     )
 }
 
-/// psql through the gateway with libpq's TLS settings `ssl`.
+/// psql through the gateway, by the name its certificate has, with libpq's TLS
+/// settings `ssl`.
 fn psql(gw: &GatewayProc, ssl: &str, sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .arg(format!(
+    support::psql::run(
+        &format!(
             "hostaddr=127.0.0.1 host=localhost port={} user=alice dbname=postgres {ssl}",
             gw.port
-        ))
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("run psql")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        ),
+        sql,
     )
 }
 
@@ -97,7 +90,8 @@ fn verify_full_through_the_gateway_works_and_the_session_records_its_tls() {
     assert!(gw.stop(), "{}", gw.log());
     let sessions = query_json(
         gw.archive(),
-        "SELECT s.end_reason, e.text FROM sessions s JOIN events e USING (session_id) \
+        "SELECT s.end_reason, s.tls_version, s.tls_cipher, s.tls_client_cert, e.text \
+         FROM sessions s JOIN events e USING (session_id) \
          WHERE e.kind = 'session_start' ORDER BY s.start_ts",
     );
     assert_eq!(
@@ -107,6 +101,14 @@ fn verify_full_through_the_gateway_works_and_the_session_records_its_tls() {
     );
     let start = sessions[0]["text"].as_str().unwrap();
     assert!(start.contains("tls TLSv1.3 cipher TLS13_"), "{start}");
+    // The session's row says it too, for an auditor listing sessions by TLS.
+    assert_eq!(sessions[0]["tls_version"], "TLSv1.3", "{sessions:?}");
+    let cipher = sessions[0]["tls_cipher"].as_str().unwrap();
+    assert!(
+        start.contains(cipher) && cipher.starts_with("TLS13_"),
+        "{cipher}"
+    );
+    assert!(sessions[0]["tls_client_cert"].is_null(), "{sessions:?}");
     let queries = query_json(
         gw.archive(),
         "SELECT command FROM events WHERE kind = 'query'",
@@ -144,6 +146,17 @@ fn an_optional_listener_serves_tls_and_clear_text_and_records_which() {
     assert_eq!(starts.len(), 2);
     assert!(starts[0]["text"].as_str().unwrap().contains("tls TLSv1."));
     assert!(starts[1]["text"].as_str().unwrap().ends_with("tls off"));
+    let rows = query_json(
+        gw.archive(),
+        "SELECT tls_version FROM sessions ORDER BY start_ts",
+    );
+    assert!(
+        rows[0]["tls_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1.")
+    );
+    assert!(rows[1]["tls_version"].is_null(), "clear text: {rows:?}");
 }
 
 /// The subject of the certificate `openssl s_client` is served on `port`.
@@ -234,23 +247,6 @@ fn sighup_serves_a_renewed_certificate_without_dropping_a_live_session() {
     drop(input);
     assert!(live.wait().unwrap().success());
     assert!(gw.stop(), "{}", gw.log());
-}
-
-/// A SCRAM verifier for `secret`, made by `tapline hash-secret`.
-fn verifier(secret: &str) -> String {
-    let mut hash = Command::new(support::tapline_bin())
-        .arg("hash-secret")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    hash.stdin
-        .take()
-        .unwrap()
-        .write_all(secret.as_bytes())
-        .unwrap();
-    let out = hash.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]
@@ -433,6 +429,22 @@ fn an_optional_client_certificate_is_recorded_when_sent() {
             .contains("client_cert sha256:")
     );
     assert!(!starts[1]["text"].as_str().unwrap().contains("client_cert"));
+    let rows = query_json(
+        gw.archive(),
+        "SELECT tls_client_cert FROM sessions ORDER BY start_ts",
+    );
+    let sent = rows[0]["tls_client_cert"].as_str().unwrap();
+    let fingerprint = starts[0]["text"]
+        .as_str()
+        .unwrap()
+        .split("client_cert ")
+        .nth(1)
+        .unwrap();
+    assert!(
+        sent.starts_with("CN=alice") && sent.ends_with(fingerprint),
+        "{sent} / {fingerprint}"
+    );
+    assert!(rows[1]["tls_client_cert"].is_null(), "{rows:?}");
 }
 
 /// psycopg (with the libpq its wheel bundles) through the gateway with `conninfo`.

@@ -42,7 +42,8 @@ SELECT session_id, gateway_id, connection, protocol, "user", groups, client_addr
        CASE WHEN end_ts IS NULL THEN 'live' ELSE 'ended' END AS state,
        last_seq, events, commands, errors, blocked, masked_values,
        bytes_from_client, bytes_from_server, end_reason, head_hash, seal_signature,
-       signing_key_id, sealed_at, issuer, token_id, date
+       signing_key_id, sealed_at, issuer, token_id, tls_version, tls_cipher,
+       tls_client_cert, date
 FROM (
   SELECT *, row_number() OVER (
     PARTITION BY session_id

@@ -55,6 +55,7 @@ fn meta(id: &str, connection: &str, user: &str) -> SessionMeta {
         start_ns: tapline_store::event::now_ns(),
         issuer: None,
         token_id: None,
+        tls: None,
     }
 }
 

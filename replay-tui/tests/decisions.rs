@@ -34,6 +34,7 @@ async fn held_approved_denied_and_blocked_commands_show_how_they_ended() {
         start_ns: tapline_store::event::now_ns(),
         issuer: None,
         token_id: None,
+        tls: None,
     };
     let mut rec = writer
         .handle()

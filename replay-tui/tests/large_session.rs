@@ -46,6 +46,7 @@ async fn a_million_event_session_opens_and_seeks_in_bounded_memory() {
         start_ns: tapline_store::event::now_ns(),
         issuer: None,
         token_id: None,
+        tls: None,
     };
     let mut rec = writer
         .handle()
@@ -160,6 +161,7 @@ async fn the_browser_index_lists_sorts_and_filters_sessions() {
             start_ns: tapline_store::event::now_ns() + n as i64,
             issuer: None,
             token_id: None,
+            tls: None,
         };
         let mut rec = writer
             .handle()

@@ -165,6 +165,18 @@ pub fn sessions_to_batch(rows: &[SessionSummary]) -> Result<RecordBatch, StoreEr
         texts(rows.iter().map(|r| r.seal_kind.as_str())),
         opt_texts(rows.iter().map(|r| r.meta.issuer.as_deref())),
         opt_texts(rows.iter().map(|r| r.meta.token_id.as_deref())),
+        opt_texts(
+            rows.iter()
+                .map(|r| r.meta.tls.as_ref().map(|t| t.version.as_str())),
+        ),
+        opt_texts(
+            rows.iter()
+                .map(|r| r.meta.tls.as_ref().map(|t| t.cipher.as_str())),
+        ),
+        opt_texts(
+            rows.iter()
+                .map(|r| r.meta.tls.as_ref().and_then(|t| t.client_cert.as_deref())),
+        ),
     ];
     RecordBatch::try_new(sessions_schema(), columns)
         .map_err(|e| StoreError::segment("sessions batch", e))

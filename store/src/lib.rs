@@ -30,5 +30,5 @@ pub use chain::Chain;
 pub use error::StoreError;
 pub use event::{Direction, Event, EventDraft, Kind, Status};
 pub use seal::{GatewayKey, KeyId, Seal, TrustedKeys};
-pub use session::{SessionMeta, SessionSummary};
+pub use session::{SessionMeta, SessionSummary, SessionTls};
 pub use writer::{ArchiveWriter, Durability, SessionRecorder, WriterConfig, WriterHandle};

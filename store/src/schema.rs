@@ -145,6 +145,9 @@ static SESSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("seal_kind", DataType::Utf8, false),
         Field::new("issuer", DataType::Utf8, true),
         Field::new("token_id", DataType::Utf8, true),
+        Field::new("tls_version", DataType::Utf8, true),
+        Field::new("tls_cipher", DataType::Utf8, true),
+        Field::new("tls_client_cert", DataType::Utf8, true),
     ]))
 });
 

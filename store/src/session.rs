@@ -22,6 +22,22 @@ pub struct SessionMeta {
     /// sign-in logs.
     pub token_id: Option<String>,
     pub start_ns: i64,
+    /// How the client's connection to the gateway was secured (`None`: clear text),
+    /// so an auditor can show which sessions ran encrypted, and with whose
+    /// certificate.
+    pub tls: Option<SessionTls>,
+}
+
+/// The TLS a client connected to the gateway with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTls {
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub version: String,
+    /// The IANA name of the cipher suite.
+    pub cipher: String,
+    /// The client certificate, when the client sent one: its subject and the
+    /// SHA-256 fingerprint of its DER, such as `CN=alice,O=Example sha256:3f…`.
+    pub client_cert: Option<String>,
 }
 
 /// The running totals of a session, as stored with each checkpoint.

@@ -77,6 +77,7 @@ pub fn open(
         start_ns: tapline_store::event::now_ns(),
         issuer: identity.issuer.clone(),
         token_id: identity.token_id.clone(),
+        tls: opening.tls.as_ref().map(TlsInfo::recorded),
     };
     let mut recorder = ctx.writer.open_session(meta.clone(), conn.durability)?;
     tracing::info!(session = %meta.session_id, connection = %conn.name, user = %identity.user, peer = %opening.peer, "session started");

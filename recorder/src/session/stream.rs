@@ -10,6 +10,7 @@ use sha2::Digest;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tapline_store::SessionTls;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -56,6 +57,24 @@ impl TlsInfo {
             ));
         }
         out
+    }
+
+    /// The facts the session's row in `sessions` keeps: version, cipher, and the
+    /// client certificate by subject and fingerprint, so an auditor can list who
+    /// connected with which certificate without reading event text.
+    pub fn recorded(&self) -> SessionTls {
+        let client_cert = self.peer_certificates.first().map(|leaf| {
+            let fingerprint = hex::encode(sha2::Sha256::digest(leaf.as_ref()));
+            match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+                Ok((_, cert)) => format!("{} sha256:{fingerprint}", cert.subject()),
+                Err(_) => format!("sha256:{fingerprint}"),
+            }
+        });
+        SessionTls {
+            version: self.version.clone(),
+            cipher: self.cipher.clone(),
+            client_cert,
+        }
     }
 }
 
@@ -317,7 +336,7 @@ impl AsyncWrite for PeerWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -325,7 +344,9 @@ mod tests {
 
     /// A TLS client configuration that trusts exactly `roots`, for tests and for
     /// upstreams with a private CA.
-    fn connector_trusting(roots: &[CertificateDer<'static>]) -> io::Result<TlsConnector> {
+    pub(crate) fn connector_trusting(
+        roots: &[CertificateDer<'static>],
+    ) -> io::Result<TlsConnector> {
         let mut store = tokio_rustls::rustls::RootCertStore::empty();
         for r in roots {
             store

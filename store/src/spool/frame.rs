@@ -5,12 +5,12 @@
 //! that incomplete tail (dropped, and reported) apart from damage anywhere else (an
 //! error naming the file and offset, because dropping it would lose acknowledged data).
 
-use super::record::{SpoolRecord, decode};
+use super::record::{LAYOUT, OLDEST_LAYOUT, SpoolRecord, decode_layout};
 use crate::error::StoreError;
 use std::path::Path;
 
 /// Marks a tapline spool file, followed by the layout version and reserved bytes.
-pub const HEADER: [u8; 16] = *b"TAPSPOOL\x02\0\0\0\0\0\0\0";
+pub const HEADER: [u8; 16] = *b"TAPSPOOL\x03\0\0\0\0\0\0\0";
 
 /// Bytes of framing in front of every record body.
 pub const FRAME_OVERHEAD: usize = 8;
@@ -73,12 +73,12 @@ fn parse(data: &[u8], newest: bool) -> Result<FileContents, (u64, String)> {
     if data[..8] != HEADER[..8] {
         return Err((0, "not a tapline spool file (bad magic)".into()));
     }
-    if data[8] != HEADER[8] {
+    let layout = data[8];
+    if !(OLDEST_LAYOUT..=LAYOUT).contains(&layout) {
         return Err((
             8,
             format!(
-                "spool layout version {} is not the one this gateway writes ({}); drain it with the gateway version that wrote it",
-                data[8], HEADER[8]
+                "spool layout version {layout} is not one this gateway reads ({OLDEST_LAYOUT} to {LAYOUT}); drain it with the gateway version that wrote it"
             ),
         ));
     }
@@ -115,7 +115,7 @@ fn parse(data: &[u8], newest: bool) -> Result<FileContents, (u64, String)> {
             tail.records = records;
             return Ok(tail);
         }
-        let record = decode(body).map_err(|e| (pos as u64, e.0))?;
+        let record = decode_layout(body, layout).map_err(|e| (pos as u64, e.0))?;
         records.push(record);
         pos += FRAME_OVERHEAD + len;
     }
@@ -175,5 +175,19 @@ mod tests {
     fn a_foreign_file_is_refused() {
         let (_, reason) = parse(b"PAR1 not a spool file at all", true).unwrap_err();
         assert!(reason.contains("magic"), "{reason}");
+    }
+
+    #[test]
+    fn a_spool_of_the_previous_layout_drains_and_an_unknown_one_is_refused() {
+        let mut data = file(&[encode_ended("a", 1, "x")]);
+        data[8] = OLDEST_LAYOUT;
+        assert_eq!(parse(&data, false).unwrap().records.len(), 1);
+        data[8] = LAYOUT + 1;
+        let (offset, reason) = parse(&data, false).unwrap_err();
+        assert_eq!(offset, 8);
+        assert!(
+            reason.contains("drain it with the gateway version"),
+            "{reason}"
+        );
     }
 }

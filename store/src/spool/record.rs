@@ -4,7 +4,7 @@
 
 use super::codec::{DecodeError, Decoder, Encoder};
 use crate::event::{Direction, Event, Kind, Status};
-use crate::session::{SessionCounts, SessionMeta};
+use crate::session::{SessionCounts, SessionMeta, SessionTls};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -153,12 +153,26 @@ pub fn encode_ended(session_id: &str, end_ns: i64, reason: &str) -> Vec<u8> {
     w.buf
 }
 
-/// Decodes one record body (which has already passed its CRC).
+/// Decodes one record body (which has already passed its CRC) of the layout this
+/// gateway writes.
 pub fn decode(body: &[u8]) -> Result<SpoolRecord, DecodeError> {
+    decode_layout(body, LAYOUT)
+}
+
+/// The spool layout this gateway writes (byte 8 of a spool file's header). Layout 2,
+/// which the gateway before it wrote, is still read, so a spool left by that version
+/// drains after an upgrade.
+pub const LAYOUT: u8 = 3;
+
+/// The oldest spool layout this gateway still reads.
+pub const OLDEST_LAYOUT: u8 = 2;
+
+/// Decodes one record body of spool layout `layout`.
+pub fn decode_layout(body: &[u8], layout: u8) -> Result<SpoolRecord, DecodeError> {
     let mut r = Decoder::new(body);
     let record = match r.u8("the record tag")? {
         TAG_STATE => {
-            let meta = get_meta(&mut r)?;
+            let meta = get_meta(&mut r, layout)?;
             let counts = SessionCounts {
                 events: r.u64("events")?,
                 commands: r.u64("commands")?,
@@ -174,7 +188,7 @@ pub fn decode(body: &[u8]) -> Result<SpoolRecord, DecodeError> {
             };
             SpoolRecord::State(Box::new(SessionState { meta, counts, last }))
         }
-        TAG_OPENED => SpoolRecord::Opened(Box::new(get_meta(&mut r)?)),
+        TAG_OPENED => SpoolRecord::Opened(Box::new(get_meta(&mut r, layout)?)),
         TAG_EVENT => SpoolRecord::Event(Box::new(SpooledEvent {
             session_id: r.string("session_id")?,
             seq: r.u64("seq")?,
@@ -216,9 +230,18 @@ fn put_meta(w: &mut Encoder, m: &SessionMeta) {
     w.i64(m.start_ns);
     w.opt_str(m.issuer.as_deref());
     w.opt_str(m.token_id.as_deref());
+    match &m.tls {
+        None => w.u8(0),
+        Some(t) => {
+            w.u8(1);
+            w.str(&t.version);
+            w.str(&t.cipher);
+            w.opt_str(t.client_cert.as_deref());
+        }
+    }
 }
 
-fn get_meta(r: &mut Decoder<'_>) -> Result<SessionMeta, DecodeError> {
+fn get_meta(r: &mut Decoder<'_>, layout: u8) -> Result<SessionMeta, DecodeError> {
     Ok(SessionMeta {
         session_id: Arc::from(r.string("session_id")?),
         gateway_id: Arc::from(r.string("gateway_id")?),
@@ -233,6 +256,18 @@ fn get_meta(r: &mut Decoder<'_>) -> Result<SessionMeta, DecodeError> {
         start_ns: r.i64("start_ns")?,
         issuer: r.opt_string("issuer")?,
         token_id: r.opt_string("token_id")?,
+        // Layout 2 (before the TLS facts) ends here.
+        tls: match layout {
+            ..=2 => None,
+            _ => match r.u8("tls")? {
+                0 => None,
+                _ => Some(SessionTls {
+                    version: r.string("tls version")?,
+                    cipher: r.string("tls cipher")?,
+                    client_cert: r.opt_string("tls client_cert")?,
+                }),
+            },
+        },
     })
 }
 
@@ -305,7 +340,27 @@ mod tests {
             start_ns: 42,
             issuer: Some("https://login.example.test/t/v2.0".into()),
             token_id: Some("jti-42".into()),
+            tls: Some(SessionTls {
+                version: "TLSv1.3".into(),
+                cipher: "TLS13_AES_256_GCM_SHA384".into(),
+                client_cert: Some("CN=alice sha256:00ff".into()),
+            }),
         }
+    }
+
+    #[test]
+    fn a_layout_2_spool_record_still_decodes_without_tls() {
+        let mut m = meta("S2");
+        m.tls = None;
+        let mut v2 = encode_opened(&m);
+        // Layout 2 ended the session facts at token_id; layout 3 adds the TLS flag.
+        assert_eq!(v2.pop(), Some(0));
+        let SpoolRecord::Opened(back) = decode_layout(&v2, 2).unwrap() else {
+            panic!("not an open")
+        };
+        assert_eq!((back.token_id.as_deref(), back.tls), (Some("jti-42"), None));
+        // Read as layout 3, the same bytes are a record cut short.
+        assert!(decode(&v2).is_err());
     }
 
     #[test]
@@ -344,6 +399,7 @@ mod tests {
         assert_eq!(back.database, m.database);
         assert_eq!(back.issuer, m.issuer);
         assert_eq!(back.token_id, m.token_id);
+        assert_eq!(back.tls, m.tls);
 
         let state = SessionState {
             meta: m.clone(),
@@ -360,6 +416,7 @@ mod tests {
         };
         assert_eq!(back.counts, state.counts);
         assert_eq!(back.last, state.last);
+        assert_eq!(back.meta.tls, m.tls);
 
         let SpoolRecord::Ended {
             session_id,

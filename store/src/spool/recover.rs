@@ -109,6 +109,7 @@ mod tests {
             start_ns: 1_700_000_000_000_000_000,
             issuer: None,
             token_id: None,
+            tls: None,
         }
     }
 

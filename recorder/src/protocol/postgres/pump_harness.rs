@@ -94,6 +94,7 @@ impl PumpHarness {
             start_ns: tapline_store::event::now_ns(),
             issuer: None,
             token_id: None,
+            tls: None,
         };
         let recorder = writer
             .handle()
