@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use support::gateway::{GatewayOpts, GatewayProc};
 use support::parquet_dump::{contains, decompressed_archive};
 use support::postgres::PgServer;
+use support::psql::as_alice as psql;
 use support::tls::TestCa;
 use support::{free_port, query_json};
 
@@ -74,22 +75,6 @@ impl Drop for TokenServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn psql(gw: &GatewayProc, sql: &str) -> (bool, String) {
-    let out = Command::new("psql")
-        .arg(gw.conninfo("alice"))
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]

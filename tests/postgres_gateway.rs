@@ -614,19 +614,7 @@ fn the_gateway_logs_in_upstream_with_scram_md5_or_cleartext() {
 #[test]
 fn client_secrets_are_checked_with_scram_and_refusals_are_recorded() {
     let pg = PgServer::start();
-    let hash = Command::new(support::tapline_bin())
-        .arg("hash-secret")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"grace-secret\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(hash.status.success());
-    let verifier = String::from_utf8(hash.stdout).unwrap().trim().to_string();
-    assert!(verifier.starts_with("SCRAM-SHA-256$4096:"), "{verifier}");
+    let verifier = support::psql::scram_verifier("grace-secret\n");
     let config = format!(
         "[[connections]]\nname = \"pg-secure\"\nlisten = \"127.0.0.1:{{port}}\"\nupstream = \"{{upstream}}\"\n\
          upstream_password_env = \"{}\"\nclient_auth = \"secret\"\n[connections.users]\ngrace = \"{verifier}\"\n",

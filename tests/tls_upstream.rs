@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 use support::gateway::{GatewayOpts, GatewayProc, PASSWORD_ENV};
 use support::postgres::PgServer;
+use support::psql::as_alice as psql;
 use support::query_json;
 use support::tls::TestCa;
 
@@ -26,22 +27,6 @@ fn gateway(pg: &PgServer, upstream_host: &str, tls: &str) -> GatewayProc {
             ..Default::default()
         },
         &config,
-    )
-}
-
-fn psql(gw: &GatewayProc, sql: &str) -> (bool, String) {
-    let out = Command::new("psql")
-        .arg(gw.conninfo("alice"))
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
     )
 }
 

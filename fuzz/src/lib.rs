@@ -10,6 +10,8 @@ pub mod text_format;
 #[path = "../../recorder/src/protocol"]
 pub mod protocol {
     pub mod postgres {
+        pub mod backend;
+        pub mod channel_binding;
         pub mod encoding;
         pub mod error_response;
         pub mod frame;

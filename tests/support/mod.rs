@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod oidc;
 pub mod parquet_dump;
 pub mod postgres;
+pub mod psql;
 pub mod raw_client;
 pub mod segments;
 pub mod tls;

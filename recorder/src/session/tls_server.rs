@@ -36,7 +36,26 @@ pub struct TlsFiles {
 pub struct ServerTls {
     files: TlsFiles,
     current: Arc<CurrentCert>,
-    acceptor: TlsAcceptor,
+    /// The listener's settings; each handshake gets a copy that serves one fixed key.
+    config: Arc<ServerConfig>,
+}
+
+/// One handshake's side of the listener: its acceptor serves exactly `leaf`, even
+/// when a reload lands in the middle, so SCRAM channel binding hashes the
+/// certificate this client was actually shown.
+pub struct Handshake {
+    pub acceptor: TlsAcceptor,
+    pub leaf: Option<CertificateDer<'static>>,
+}
+
+/// The key a single handshake serves.
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }
 
 impl fmt::Debug for ServerTls {
@@ -91,13 +110,25 @@ impl ServerTls {
         Ok(ServerTls {
             files: files.clone(),
             current,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            config: Arc::new(config),
         })
     }
 
-    /// The acceptor for the next handshake.
-    pub fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// The acceptor for the next handshake, and the certificate it will serve.
+    pub fn handshake(&self) -> Handshake {
+        let key = self
+            .current
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let leaf = key.cert.first().cloned();
+        let mut config = (*self.config).clone();
+        config.cert_resolver = Arc::new(FixedCert(key));
+        Handshake {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            leaf,
+        }
     }
 
     /// Reads the certificate and key again; the next handshake uses them. On error
@@ -106,17 +137,6 @@ impl ServerTls {
         let fresh = Arc::new(certified_key(&self.files)?);
         *self.current.0.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
-    }
-
-    /// The leaf certificate handshakes are presented now (for channel binding).
-    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
-        self.current
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .cert
-            .first()
-            .cloned()
     }
 
     /// The files this identity is read from.
@@ -148,4 +168,64 @@ fn certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
         )
     })?;
     Ok(certified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::stream::PeerStream;
+    use crate::session::stream::tests::connector_trusting;
+    use tokio_rustls::rustls::pki_types::ServerName;
+
+    /// Writes a fresh self-signed certificate for `localhost` over `files`' paths.
+    fn write_identity(files: &TlsFiles) -> CertificateDer<'static> {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, signing_key.serialize_pem()).unwrap();
+        cert.der().clone()
+    }
+
+    /// The certificate a client is served by `acceptor`, seen from the client.
+    async fn served_by(acceptor: TlsAcceptor, trust: &[CertificateDer<'static>]) -> Vec<u8> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let _ = PeerStream::from(s).accept_tls(&acceptor).await;
+        });
+        let c = PeerStream::from(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let c = c
+            .connect_tls(
+                &connector_trusting(trust).unwrap(),
+                ServerName::try_from("localhost").unwrap(),
+            )
+            .await
+            .unwrap();
+        c.tls().unwrap().peer_certificates[0].to_vec()
+    }
+
+    /// A reload between taking a handshake and running it changes nothing for that
+    /// handshake: the certificate it serves is the one its channel binding hashes.
+    #[tokio::test]
+    async fn a_handshake_serves_the_certificate_it_was_taken_with_across_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("gw.crt"),
+            key: dir.path().join("gw.key"),
+            client_ca: None,
+            client_cert_required: false,
+        };
+        let first = write_identity(&files);
+        let tls = ServerTls::load(&files, &[]).unwrap();
+        let before = tls.handshake();
+        let second = write_identity(&files);
+        tls.reload().unwrap();
+        let after = tls.handshake();
+        assert_eq!(before.leaf.as_ref(), Some(&first));
+        assert_eq!(after.leaf.as_ref(), Some(&second));
+        let trust = [first.clone(), second.clone()];
+        assert_eq!(served_by(before.acceptor, &trust).await, first.to_vec());
+        assert_eq!(served_by(after.acceptor, &trust).await, second.to_vec());
+    }
 }

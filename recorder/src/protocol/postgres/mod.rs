@@ -6,6 +6,7 @@
 //! Then two pumps run side by side, one per direction, recording as they forward.
 
 pub mod auth;
+pub mod backend;
 pub mod backend_pump;
 pub mod cancel;
 pub mod channel_binding;
@@ -58,6 +59,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 /// The PostgreSQL tap, and what its sessions share across every listener.
 #[derive(Debug, Default)]
@@ -90,7 +92,11 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
     let mut buf = BytesMut::with_capacity(8192);
     let startup =
         tokio::time::timeout(STARTUP_TIMEOUT, startup(tap, &ctx, &mut client, &mut buf)).await;
-    let (packet, params) = match startup {
+    let Started {
+        packet,
+        params,
+        served_cert,
+    } = match startup {
         Ok(Ok(Some(p))) => p,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -132,14 +138,10 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
         .clone()
         .unwrap_or_else(|_| param(&params, "database").map(str::to_string));
     // Channel binding for SCRAM-SHA-256-PLUS: the hash of the certificate this
-    // client's handshake was served (a reload in between makes its binding fail, and
-    // its next attempt succeed).
-    let binding = match (&ctx.tls, client.tls()) {
-        (Some(tls), Some(_)) => tls
-            .leaf()
-            .and_then(|cert| channel_binding::server_end_point(&cert)),
-        _ => None,
-    };
+    // client's handshake was served, whatever a reload has put in place since.
+    let binding = served_cert
+        .as_ref()
+        .and_then(|cert| channel_binding::server_end_point(cert));
     let client_cert = client
         .tls()
         .and_then(|t| t.peer_certificates.into_iter().next());
@@ -351,6 +353,7 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
         tap.cancel_keys.register(cancel::UpstreamKey {
             host: pg.upstream.host.clone(),
             port: pg.upstream.port,
+            tls: pg.tls.clone(),
             pid,
             secret,
             session_id: session_id.to_string(),
@@ -420,6 +423,14 @@ async fn serve(tap: &PostgresTap, ctx: Arc<TapContext>, mut client: PeerStream, 
     state.end(&reason);
 }
 
+/// What the startup stage hands on: the StartupMessage, its parameters, and the
+/// certificate the client's TLS handshake was served (none in clear text).
+struct Started {
+    packet: bytes::Bytes,
+    params: Vec<(String, String)>,
+    served_cert: Option<CertificateDer<'static>>,
+}
+
 /// Reads startup packets until the real StartupMessage, answering SSL/GSS requests
 /// and serving cancel requests along the way.
 ///
@@ -432,7 +443,8 @@ async fn startup(
     ctx: &TapContext,
     client: &mut PeerStream,
     buf: &mut BytesMut,
-) -> Result<Option<(bytes::Bytes, Vec<(String, String)>)>, TapError> {
+) -> Result<Option<Started>, TapError> {
+    let mut served_cert = None;
     let tls = ctx
         .tls
         .as_ref()
@@ -440,7 +452,9 @@ async fn startup(
     if let (Some(tls), Some(socket)) = (tls, client.tcp()) {
         let mut first = [0u8; 1];
         if socket.peek(&mut first).await? == 1 && first[0] == TLS_HANDSHAKE {
-            client.start_tls_server(tls.acceptor()).await?;
+            let handshake = tls.handshake();
+            client.start_tls_server(&handshake.acceptor).await?;
+            served_cert = handshake.leaf;
             let alpn = client.tls().and_then(|t| t.alpn);
             if alpn.as_deref() != Some("postgresql") {
                 return Err(TapError::Protocol(
@@ -464,7 +478,9 @@ async fn startup(
                         ));
                     }
                     client.write_all(b"S").await?;
-                    client.start_tls_server(tls.acceptor()).await?;
+                    let handshake = tls.handshake();
+                    client.start_tls_server(&handshake.acceptor).await?;
+                    served_cert = handshake.leaf;
                 }
                 _ => client.write_all(b"N").await?,
             },
@@ -500,7 +516,11 @@ async fn startup(
                         .await?;
                     return Ok(None);
                 }
-                return Ok(Some((packet, params)));
+                return Ok(Some(Started {
+                    packet,
+                    params,
+                    served_cert,
+                }));
             }
         }
     }

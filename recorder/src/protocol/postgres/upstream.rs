@@ -13,7 +13,7 @@ use super::io::{TapError, read_message};
 use super::scram::{MECHANISM, ScramClient};
 use super::startup::{param, ssl_request, startup_message};
 use crate::session::tls_client::explain;
-use crate::session::{PeerStream, SslMode};
+use crate::session::{PeerStream, SslMode, UpstreamTls};
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,9 +131,15 @@ pub async fn connect(
         })?
 }
 
-/// Asks the upstream for TLS as `sslmode` says, and sets it up.
-async fn start_tls(stream: &mut PeerStream, pg: &PostgresConfig) -> Result<(), UpstreamError> {
-    let mode = pg.tls.mode;
+/// Asks the upstream `host` for TLS as `tls.mode` (sslmode) says, and sets it up:
+/// for a session's login, and for a cancel request, whose keys are as secret as the
+/// session.
+pub async fn start_tls(
+    stream: &mut PeerStream,
+    host: &str,
+    tls: &UpstreamTls,
+) -> Result<(), UpstreamError> {
+    let mode = tls.mode;
     if mode == SslMode::Disable {
         return Ok(());
     }
@@ -143,12 +149,11 @@ async fn start_tls(stream: &mut PeerStream, pg: &PostgresConfig) -> Result<(), U
     stream.read_exact(&mut answer).await.map_err(io)?;
     match answer[0] {
         b'S' => {
-            let host = pg.upstream.host.as_str();
             let name = ServerName::try_from(host.to_string()).map_err(|_| {
                 UpstreamError::Tls(format!("`{host}` is not a host name TLS can check"))
             })?;
             stream
-                .start_tls_client(pg.tls.connector(), name)
+                .start_tls_client(tls.connector(), name)
                 .await
                 .map_err(|e| UpstreamError::Tls(explain(&e, host, mode)))
         }
@@ -178,7 +183,7 @@ async fn login(
         })?;
     let _ = tcp.set_nodelay(true);
     let mut stream = PeerStream::from(tcp);
-    start_tls(&mut stream, pg).await?;
+    start_tls(&mut stream, &pg.upstream.host, &pg.tls).await?;
     let params = upstream_params(name, pg, client_params);
     let database = param(&params, "database").unwrap_or_default().to_string();
     stream
