@@ -43,6 +43,12 @@ impl CertField {
     }
 }
 
+/// A certificate as an investigator matches it to the CA's log and to the
+/// recording: `sha256:` and the hex SHA-256 of its DER.
+pub fn fingerprint(cert: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(cert)))
+}
+
 /// The caller `cert` (DER, verified) names by `field`: its user, the issuer's name,
 /// and the certificate's SHA-256 as the id an investigator matches to the CA's log.
 pub fn identity_of(cert: &[u8], field: CertField) -> Result<Identity, String> {
@@ -84,10 +90,7 @@ pub fn identity_of(cert: &[u8], field: CertField) -> Result<Identity, String> {
         user,
         groups: Vec::new(),
         issuer: Some(parsed.issuer().to_string()),
-        token_id: Some(format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(cert))
-        )),
+        token_id: Some(fingerprint(cert)),
     })
 }
 

@@ -6,7 +6,7 @@
 //! pumps. A plain stream splits into the socket's own halves, so a session without
 //! TLS pays nothing for the abstraction.
 
-use sha2::Digest;
+use super::cert_identity::fingerprint;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -51,10 +51,7 @@ impl TlsInfo {
             out.push_str(&format!(" alpn {alpn}"));
         }
         if let Some(leaf) = self.peer_certificates.first() {
-            out.push_str(&format!(
-                " client_cert sha256:{}",
-                hex::encode(sha2::Sha256::digest(leaf.as_ref()))
-            ));
+            out.push_str(&format!(" client_cert {}", fingerprint(leaf)));
         }
         out
     }
@@ -64,10 +61,10 @@ impl TlsInfo {
     /// connected with which certificate without reading event text.
     pub fn recorded(&self) -> SessionTls {
         let client_cert = self.peer_certificates.first().map(|leaf| {
-            let fingerprint = hex::encode(sha2::Sha256::digest(leaf.as_ref()));
+            let fingerprint = fingerprint(leaf);
             match x509_parser::parse_x509_certificate(leaf.as_ref()) {
-                Ok((_, cert)) => format!("{} sha256:{fingerprint}", cert.subject()),
-                Err(_) => format!("sha256:{fingerprint}"),
+                Ok((_, cert)) => format!("{} {fingerprint}", cert.subject()),
+                Err(_) => fingerprint,
             }
         });
         SessionTls {
@@ -342,8 +339,19 @@ pub(crate) mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;
 
-    /// A TLS client configuration that trusts exactly `roots`, for tests and for
-    /// upstreams with a private CA.
+    /// A loopback listener that runs one TLS handshake as the server with
+    /// `acceptor`; its address.
+    pub(crate) async fn serve_one_handshake(acceptor: TlsAcceptor) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let _ = PeerStream::from(s).accept_tls(&acceptor).await;
+        });
+        addr
+    }
+
+    /// A TLS client configuration that trusts exactly `roots`.
     pub(crate) fn connector_trusting(
         roots: &[CertificateDer<'static>],
     ) -> io::Result<TlsConnector> {
@@ -427,12 +435,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_wrong_name_fails_the_handshake() {
         let (acceptor, cert) = acceptor_for("db.example");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (s, _) = listener.accept().await.unwrap();
-            let _ = PeerStream::from(s).accept_tls(&acceptor).await;
-        });
+        let addr = serve_one_handshake(acceptor).await;
         let c = PeerStream::from(tokio::net::TcpStream::connect(addr).await.unwrap());
         let connector = connector_trusting(&[cert]).unwrap();
         let err = c

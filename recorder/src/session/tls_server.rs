@@ -174,7 +174,7 @@ fn certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
 mod tests {
     use super::*;
     use crate::session::stream::PeerStream;
-    use crate::session::stream::tests::connector_trusting;
+    use crate::session::stream::tests::{connector_trusting, serve_one_handshake};
     use tokio_rustls::rustls::pki_types::ServerName;
 
     /// Writes a fresh self-signed certificate for `localhost` over `files`' paths.
@@ -188,12 +188,7 @@ mod tests {
 
     /// The certificate a client is served by `acceptor`, seen from the client.
     async fn served_by(acceptor: TlsAcceptor, trust: &[CertificateDer<'static>]) -> Vec<u8> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (s, _) = listener.accept().await.unwrap();
-            let _ = PeerStream::from(s).accept_tls(&acceptor).await;
-        });
+        let addr = serve_one_handshake(acceptor).await;
         let c = PeerStream::from(tokio::net::TcpStream::connect(addr).await.unwrap());
         let c = c
             .connect_tls(

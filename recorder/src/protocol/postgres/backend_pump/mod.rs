@@ -168,7 +168,7 @@ impl BackendState {
                     r.append(raw);
                 }
             }
-            BackendMessage::CopyData => return Ok(self.copy_data(state, raw)),
+            BackendMessage::CopyData => return self.copy_data(state, raw),
             BackendMessage::FunctionCallResponse => return self.function_result(state, raw),
             BackendMessage::ErrorResponse => return self.error(state, raw),
             BackendMessage::NoticeResponse => return self.notice(state, raw),

@@ -5,10 +5,11 @@
 use super::super::frontend::Target;
 use super::super::io::TapError;
 use super::super::masking::statement_columns::StatementText;
-use super::super::masking::{MaskedMessage, ResultMasking};
+use super::super::masking::{MaskedMessage, PgMasking, ResultMasking};
 use super::super::pipeline::Pending;
 use super::super::row::{Column, apply_result_formats, render_data_row, render_header};
 use super::super::session_state::SessionState;
+use super::super::wire::DecodeError;
 use super::result_builder::{ResultBuilder, TEXT_CAP};
 use super::{BackendState, DescribeAnswer};
 use bytes::Bytes;
@@ -143,11 +144,9 @@ impl BackendState {
         let enc = state.encoding.client();
         if let Some(r) = self.current(state) {
             r.data_rows += 1;
-            let m = if masking.is_active() {
-                masking.data_row(&mut r.masking, r.cols.as_deref(), raw, enc)?
-            } else {
-                MaskedMessage::default()
-            };
+            let m = when_active(masking, || {
+                masking.data_row(&mut r.masking, r.cols.as_deref(), raw, enc)
+            })?;
             let recorded = m.for_record().unwrap_or(raw);
             r.append(recorded);
             if r.text.len() < TEXT_CAP {
@@ -199,21 +198,23 @@ impl BackendState {
     }
 
     /// CopyData of a COPY TO STDOUT, masked, recorded and rendered.
-    pub(super) fn copy_data(&mut self, state: &SessionState, raw: &[u8]) -> Option<Bytes> {
+    pub(super) fn copy_data(
+        &mut self,
+        state: &SessionState,
+        raw: &[u8],
+    ) -> Result<Option<Bytes>, TapError> {
         let masking = &state.masking;
         let enc = state.encoding.client();
-        let r = self.current(state)?;
-        let m = if masking.is_active() {
-            masking.copy_data(&mut r.masking, raw, enc)
-        } else {
-            MaskedMessage::default()
+        let Some(r) = self.current(state) else {
+            return Ok(None);
         };
+        let m = when_active(masking, || Ok(masking.copy_data(&mut r.masking, raw, enc)))?;
         let recorded = m.for_record().unwrap_or(raw);
         r.append(recorded);
         if r.text.len() < TEXT_CAP {
             r.text.push_str(&enc.decode(&recorded[5..]));
         }
-        m.client
+        Ok(m.client)
     }
 
     /// A fast-path function's result, masked as a value.
@@ -225,11 +226,9 @@ impl BackendState {
         let masking = &state.masking;
         let enc = state.encoding.client();
         if let Some(r) = self.current(state) {
-            let m = if masking.is_active() {
-                masking.function_result(&mut r.masking, raw, enc)?
-            } else {
-                MaskedMessage::default()
-            };
+            let m = when_active(masking, || {
+                masking.function_result(&mut r.masking, raw, enc)
+            })?;
             r.append(m.for_record().unwrap_or(raw));
             return Ok(m.client);
         }
@@ -284,5 +283,18 @@ impl BackendState {
             state.record(r.into_draft())?;
         }
         Ok(())
+    }
+}
+
+/// What masking makes of a message when the session has masking rules; the message
+/// untouched (nothing to splice, nothing else to record) when it has none.
+fn when_active(
+    masking: &PgMasking,
+    mask: impl FnOnce() -> Result<MaskedMessage, DecodeError>,
+) -> Result<MaskedMessage, DecodeError> {
+    if masking.is_active() {
+        mask()
+    } else {
+        Ok(MaskedMessage::default())
     }
 }
