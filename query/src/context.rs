@@ -128,7 +128,7 @@ pub async fn open_context(archive: &Archive) -> Result<SessionContext, QueryErro
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_object_store(archive.root_url(), archive.store_for_datafusion());
-    crate::functions::register_all(&ctx);
+    crate::functions::register_all(&ctx, archive.root_url().as_str());
     register_table(
         &ctx,
         "event_segments",

@@ -19,6 +19,10 @@ pub enum QueryError {
     #[error("{flag}: {problem}")]
     BadArgument { flag: &'static str, problem: String },
 
+    /// The Parquet writer refused a batch or could not finish the file.
+    #[error("cannot write Parquet: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Io(#[from] std::io::Error),

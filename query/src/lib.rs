@@ -7,8 +7,10 @@
 
 pub mod context;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod functions;
+pub mod session_link;
 pub mod sessions;
 pub mod shell;
 pub mod verify;
