@@ -67,3 +67,13 @@ impl SessionFilterArgs {
         })
     }
 }
+
+/// A size for people: bytes below 10 kB, then kB, MB, GB (powers of 1000).
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        0..10_000 => format!("{n} bytes"),
+        10_000..10_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        10_000_000..10_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.1} GB", n as f64 / 1e9),
+    }
+}

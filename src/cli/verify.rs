@@ -109,11 +109,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .is_terminal()
         .then(|| tokio::spawn(show_progress(progress.clone())));
     let started = Instant::now();
-    let (mut sessions, mut broken) = (0usize, 0usize);
+    let (mut sessions, mut broken, mut retired) = (0usize, 0usize, 0usize);
     let result = verify_archive(&archive, &keys, &opts, &progress, |v| {
         sessions += 1;
         if !v.is_ok() {
             broken += 1;
+        } else if v.retired.is_some() {
+            retired += 1;
         }
         if let Some(t) = &ticker
             && !t.is_finished()
@@ -141,6 +143,29 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             l.entries
         );
     }
+    for r in &summary.retentions {
+        let status = if !r.signed {
+            "NOT HONOURED (no trusted key signed it; pass the maintenance key with --pubkey)"
+                .to_string()
+        } else if r.still_present > 0 {
+            format!(
+                "{} object(s) it names are still there: the run was interrupted, rerun tapline archive retain to finish",
+                r.still_present
+            )
+        } else {
+            "signed".to_string()
+        };
+        println!(
+            "retention {} entry {}: {} object(s), {}, of {} partition(s) before {} removed on purpose ({}); {status}",
+            r.ledger,
+            r.entry,
+            r.objects,
+            super::human_bytes(r.bytes),
+            r.dates.len(),
+            r.before,
+            r.policy
+        );
+    }
     for p in &summary.problems {
         println!("{p}");
     }
@@ -163,8 +188,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         summary.events_checked as f64 / secs,
         summary.segment_bytes as f64 / 1e6 / secs
     );
+    let retired_note = if retired > 0 {
+        format!(" ({retired} of them partly or wholly removed by retention)")
+    } else {
+        String::new()
+    };
     println!(
-        "{sessions} session(s) checked, {} ok, {broken} broken; {} archive problem(s)",
+        "{sessions} session(s) checked, {} ok{retired_note}, {broken} broken; {} archive problem(s)",
         sessions - broken,
         summary.problems.len()
     );

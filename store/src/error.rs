@@ -24,6 +24,10 @@ pub enum StoreError {
     #[error("refusing to overwrite archive object `{path}`: {reason}")]
     Conflict { path: String, reason: String },
 
+    /// A maintenance step (retention, compaction) refused what it was asked to do.
+    #[error("{what}: {reason}")]
+    Maintenance { what: String, reason: String },
+
     /// A key file could not be read or parsed.
     #[error("key file {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },

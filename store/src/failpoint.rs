@@ -4,7 +4,8 @@
 //! `point` print `tapline: paused at <point>` to stderr and block that thread or task
 //! forever, so a test can `kill -9` the gateway at exactly that moment. The points are
 //! `before_fsync`, `after_fsync` (spool journal), `mid_upload` (events stored, seals
-//! not) and `before_reclaim` (everything stored, spool file not yet deleted). Unset, a
+//! not), `before_reclaim` (everything stored, spool file not yet deleted) and
+//! `retention_mid_delete` (retention's entry signed, its first object deleted). Unset, a
 //! point costs one relaxed load.
 
 use std::sync::OnceLock;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod failpoint;
 pub mod ledger;
+pub mod maintenance;
 pub mod schema;
 pub mod seal;
 pub mod segment;

@@ -312,15 +312,21 @@ impl SessionRecorder {
     /// Records `session_end` with a reason (`client_closed`, `upstream_closed`,
     /// `shutdown`, `error: …`) and asks the writer to seal the session.
     pub fn end(mut self, reason: &str) -> Result<(), StoreError> {
-        self.finish(reason)
+        self.finish(reason, now_ns())
     }
 
-    fn finish(&mut self, reason: &str) -> Result<(), StoreError> {
+    /// Like [`SessionRecorder::end`], for a recorder that knows when the session
+    /// ended (events recorded with their own `ts_ns`, e.g. an archive's history
+    /// rebuilt for a retention drill).
+    pub fn end_at(mut self, reason: &str, end_ns: i64) -> Result<(), StoreError> {
+        self.finish(reason, end_ns)
+    }
+
+    fn finish(&mut self, reason: &str, end_ns: i64) -> Result<(), StoreError> {
         if self.ended {
             return Ok(());
         }
         self.ended = true;
-        let end_ns = now_ns();
         let draft = EventDraft::new(Direction::Gateway, Kind::SessionEnd)
             .text(format!("session ended: {reason}"))
             .duration_us(u64::try_from((end_ns - self.meta.start_ns) / 1000).unwrap_or(0))
@@ -339,7 +345,7 @@ impl SessionRecorder {
 impl Drop for SessionRecorder {
     fn drop(&mut self) {
         if !self.ended {
-            let _ = self.finish("aborted");
+            let _ = self.finish("aborted", now_ns());
         }
     }
 }
@@ -495,7 +501,7 @@ fn end_interrupted(handle: &WriterHandle, state: SessionState) -> Result<(), Sto
         last_lsn: 0,
         ended: false,
     };
-    recorder.finish(CRASH_REASON)
+    recorder.finish(CRASH_REASON, now_ns())
 }
 
 /// Rewrites `status.json` every second and logs the backlog every 30 s while anything

@@ -47,6 +47,14 @@ pub struct SessionHead {
     pub ended: bool,
 }
 
+/// One object a maintenance step removes from the archive on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedObject {
+    /// Path relative to the archive root.
+    pub path: String,
+    pub bytes: u64,
+}
+
 /// What the entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -57,6 +65,19 @@ pub enum LedgerAction {
         chunk: u64,
         segments: Vec<SegmentRecord>,
         sessions: Vec<SessionHead>,
+    },
+    /// Whole date partitions deleted by retention (a maintenance ledger's entry),
+    /// written before the first object is removed, so verify can tell a deliberate,
+    /// signed removal from tampering.
+    Retained {
+        /// Partitions dated before this day (`YYYY-MM-DD`) were removed.
+        before: String,
+        /// The policy as the operator gave it (`--older-than 400d`), for the report.
+        policy: String,
+        /// The partitions (`YYYY-MM-DD`) removed.
+        dates: Vec<String>,
+        /// Every object removed, events and sessions alike.
+        removed: Vec<RemovedObject>,
     },
 }
 

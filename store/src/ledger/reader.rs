@@ -3,7 +3,7 @@
 //! trip after another.
 
 use super::entry::{EntryProblem, LedgerEntry};
-use super::{LEDGER_ROOT, parse_entry_path};
+use super::{LEDGER_ROOT, parse_entry_path_in};
 use crate::archive::Archive;
 use crate::error::StoreError;
 use futures::{Stream, StreamExt};
@@ -20,11 +20,16 @@ pub struct LedgerListing {
     pub strays: Vec<String>,
 }
 
-/// Lists every ledger in the archive.
+/// Lists every gateway ledger in the archive.
 pub async fn list_ledgers(archive: &Archive) -> Result<LedgerListing, StoreError> {
+    list_ledgers_in(archive, LEDGER_ROOT).await
+}
+
+/// Lists every ledger under `root` (gateway or maintenance ledgers).
+pub async fn list_ledgers_in(archive: &Archive, root: &str) -> Result<LedgerListing, StoreError> {
     let mut listing = LedgerListing::default();
-    for path in archive.list(LEDGER_ROOT).await? {
-        match parse_entry_path(&path) {
+    for path in archive.list(root).await? {
+        match parse_entry_path_in(root, &path) {
             Some((gateway, seq)) => listing
                 .gateways
                 .entry(gateway.to_string())
@@ -71,12 +76,25 @@ pub async fn last_entry(
     archive: &Archive,
     gateway_id: &str,
 ) -> Result<Option<LedgerEntry>, StoreError> {
-    let prefix = format!("{LEDGER_ROOT}/{gateway_id}");
+    last_entry_in(archive, LEDGER_ROOT, gateway_id).await
+}
+
+/// The newest entry of ledger `gateway_id` under `root`, if it has one.
+pub async fn last_entry_in(
+    archive: &Archive,
+    root: &str,
+    gateway_id: &str,
+) -> Result<Option<LedgerEntry>, StoreError> {
+    let prefix = format!("{root}/{gateway_id}");
     let last = archive
         .list(&prefix)
         .await?
         .into_iter()
-        .filter_map(|p| parse_entry_path(&p).map(|(_, seq)| (seq, p.clone())))
+        .filter_map(|p| {
+            parse_entry_path_in(root, &p)
+                .filter(|(id, _)| *id == gateway_id)
+                .map(|(_, seq)| (seq, p.clone()))
+        })
         .max();
     let Some((seq, path)) = last else {
         return Ok(None);

@@ -184,6 +184,7 @@ impl Uploader {
                 .set_ledger_head(upload.entry.body.seq, &upload.entry.hash_hex());
             seals = match &upload.entry.body.action {
                 crate::ledger::LedgerAction::Chunk { sessions, .. } => sessions.len() as u64,
+                crate::ledger::LedgerAction::Retained { .. } => 0,
             };
         }
         failpoint::pause("before_reclaim").await;

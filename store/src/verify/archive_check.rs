@@ -12,14 +12,17 @@
 //! ledgers existed, are checked the old way: by their chains and seals alone.
 
 use super::chunk_check::{ChunkOutcome, ChunkTask, run};
+use super::ledger_links::{CheckedEntry, LedgerLinks};
 use super::legacy;
 use super::report::{ArchiveProblem, ArchiveSummary, LedgerSummary};
+use super::retired::{RetiredPaths, read_maintenance};
 use super::verdict::SessionVerdict;
 use crate::archive::Archive;
 use crate::error::StoreError;
+use crate::ledger::LEDGER_ROOT;
+use crate::ledger::LedgerAction;
 use crate::ledger::entry::hex_array;
 use crate::ledger::reader::{list_ledgers, read_entries};
-use crate::ledger::{LedgerAction, entry_path};
 use crate::seal::TrustedKeys;
 use crate::segment::format_version;
 use futures::StreamExt;
@@ -75,6 +78,20 @@ pub async fn verify_archive(
     progress
         .segments_total
         .store(files.len() as u64, Ordering::Relaxed);
+    // What was removed on purpose must be known before any segment is missed.
+    let maintenance = read_maintenance(archive, keys).await?;
+    summary.problems.extend(maintenance.problems);
+    summary.retentions = maintenance.retentions;
+    for r in &mut summary.retentions {
+        r.still_present = maintenance
+            .retired
+            .iter()
+            .filter(|(path, by)| {
+                by.ledger == r.ledger && by.entry == r.entry && files.contains_key(*path)
+            })
+            .count() as u64;
+    }
+    let retired = Arc::new(maintenance.retired);
     let listing = list_ledgers(archive).await?;
     for stray in &listing.strays {
         summary.problems.push(ArchiveProblem::LedgerStray {
@@ -98,6 +115,7 @@ pub async fn verify_archive(
             gateway,
             entries.clone(),
             &pinned,
+            &retired,
             &mut recorded,
             &mut summary,
             &mut report,
@@ -108,6 +126,7 @@ pub async fn verify_archive(
         }
         summary.ledgers.push(ledger);
     }
+    summary.ledgers.extend(maintenance.ledgers);
     for (gateway, hash) in &opts.expect_heads {
         if !listing.gateways.contains_key(gateway) {
             summary.problems.push(ArchiveProblem::LedgerTruncated {
@@ -193,6 +212,7 @@ async fn check_ledger(
     gateway: &str,
     entries: Vec<(u64, String)>,
     pinned: &[String],
+    retired: &Arc<RetiredPaths>,
     recorded: &mut HashSet<String>,
     summary: &mut ArchiveSummary,
     report: &mut impl FnMut(&SessionVerdict),
@@ -203,9 +223,10 @@ async fn check_ledger(
         let keys = keys.clone();
         let gateway = gateway.to_string();
         let pinned = pinned.to_vec();
-        tokio::spawn(
-            async move { read_ledger(&archive, &keys, &gateway, entries, &pinned, tx).await },
-        )
+        let retired = retired.clone();
+        tokio::spawn(async move {
+            read_ledger(&archive, &keys, &gateway, entries, &pinned, &retired, tx).await
+        })
     };
     let keys = Arc::new(keys.clone());
     let mut outcomes = tokio_stream_from(rx)
@@ -229,7 +250,9 @@ async fn check_ledger(
             events,
             bytes,
             segments,
+            retired_segments,
         } = outcome?;
+        summary.retired_segments += retired_segments;
         progress.events.fetch_add(events, Ordering::Relaxed);
         progress.bytes.fetch_add(bytes, Ordering::Relaxed);
         summary.events_checked += events;
@@ -246,6 +269,9 @@ async fn check_ledger(
             }
             if let Some(s) = p.sealed {
                 v.sealed_through = Some(v.sealed_through.map_or(s, |t| t.max(s)));
+            }
+            if let Some((removed, by)) = &p.retired {
+                v.retire(*removed, by.describe());
             }
             if p.ended {
                 v.ended = true;
@@ -292,6 +318,7 @@ async fn read_ledger(
     gateway: &str,
     entries: Vec<(u64, String)>,
     pinned: &[String],
+    retired: &RetiredPaths,
     tx: mpsc::Sender<ChunkTask>,
 ) -> Result<LedgerRead, StoreError> {
     let mut read = LedgerRead {
@@ -300,80 +327,36 @@ async fn read_ledger(
         problems: Vec::new(),
         recorded: Vec::new(),
     };
-    let mut expected: u64 = 0;
-    let mut prev_hash: Option<String> = None;
-    let mut prev_seq: Option<u64> = None;
+    let mut links = LedgerLinks::new(LEDGER_ROOT, gateway, gateway);
     let mut mentions: HashMap<String, (u64, [u8; 32])> = HashMap::new();
     let mut pinned_found = vec![false; pinned.len()];
     let mut stream = std::pin::pin!(read_entries(archive, entries));
     while let Some(item) = stream.next().await {
         let item = item?;
-        read.entries += 1;
-        if item.seq != expected {
-            read.problems.push(ArchiveProblem::LedgerGap {
-                gateway: gateway.to_string(),
-                after: prev_seq,
-                next: item.seq,
-            });
-            prev_hash = None;
-        }
-        expected = item.seq + 1;
-        prev_seq = Some(item.seq);
-        let entry = match item.entry {
-            Ok(e) => e,
-            Err(problem) => {
-                read.problems.push(ArchiveProblem::LedgerEntry {
-                    gateway: gateway.to_string(),
-                    seq: item.seq,
-                    detail: problem.to_string(),
-                });
-                prev_hash = None;
-                continue;
-            }
+        let seq = item.seq;
+        let checked = links.check(item, keys, &mut read.problems);
+        read.entries = links.entries;
+        read.head = links.head.clone();
+        let Some(CheckedEntry { entry, .. }) = checked else {
+            continue;
         };
-        if entry.body.seq != item.seq || entry.body.gateway_id != gateway {
-            read.problems.push(ArchiveProblem::LedgerEntry {
-                gateway: gateway.to_string(),
-                seq: item.seq,
-                detail: format!(
-                    "it says it is entry {} of `{}`, but it is stored as {}",
-                    entry.body.seq,
-                    entry.body.gateway_id,
-                    entry_path(gateway, item.seq)
-                ),
-            });
-        }
-        if let Err(problem) = entry.check_signature(keys) {
-            read.problems.push(ArchiveProblem::LedgerEntry {
-                gateway: gateway.to_string(),
-                seq: item.seq,
-                detail: problem.to_string(),
-            });
-        }
-        // Each entry links to the one before; entry 0 links to nothing. (After a gap or
-        // an unreadable entry the link cannot be checked, and the gap is reported.)
-        let forked = match (&prev_hash, item.seq) {
-            (Some(prev), _) => entry.body.prev.as_ref() != Some(prev),
-            (None, 0) => entry.body.prev.is_some(),
-            (None, _) => false,
-        };
-        if forked {
-            read.problems.push(ArchiveProblem::LedgerFork {
-                gateway: gateway.to_string(),
-                seq: item.seq,
-            });
-        }
         let hash = entry.hash_hex();
         for (i, p) in pinned.iter().enumerate() {
             if p.len() >= 16 && hash.starts_with(p.as_str()) {
                 pinned_found[i] = true;
             }
         }
-        prev_hash = Some(hash.clone());
-        read.head = Some((item.seq, hash));
         let LedgerAction::Chunk {
             segments, sessions, ..
-        } = entry.body.action;
+        } = entry.body.action
+        else {
+            read.problems.push(ArchiveProblem::LedgerEntry {
+                gateway: gateway.to_string(),
+                seq,
+                detail: "a gateway ledger holds a maintenance entry; maintenance is recorded under maintenance/, so this entry is ignored".into(),
+            });
+            continue;
+        };
         read.recorded
             .extend(segments.iter().map(|s| s.path.clone()));
         let mut with_start = Vec::with_capacity(sessions.len());
@@ -386,11 +369,16 @@ async fn read_ledger(
             }
             with_start.push((h, start));
         }
+        let retired = segments
+            .iter()
+            .filter_map(|r| retired.get(&r.path).map(|by| (r.path.clone(), by.clone())))
+            .collect();
         let task = ChunkTask {
             gateway: gateway.to_string(),
-            entry: item.seq,
+            entry: seq,
             segments,
             sessions: with_start,
+            retired,
         };
         if tx.send(task).await.is_err() {
             break;
@@ -424,8 +412,9 @@ async fn listed_since(
             .collect();
         let mut stream = std::pin::pin!(read_entries(archive, newer));
         while let Some(item) = stream.next().await {
-            if let Ok(e) = item?.entry {
-                let LedgerAction::Chunk { segments, .. } = e.body.action;
+            if let Ok(e) = item?.entry
+                && let LedgerAction::Chunk { segments, .. } = e.body.action
+            {
                 out.extend(segments.into_iter().map(|s| s.path));
             }
         }

@@ -7,6 +7,7 @@
 //! be checked on its own, several at once, holding only its own segments in memory.
 
 use super::report::ArchiveProblem;
+use super::retired::Retirement;
 use super::segment_read::{decode, seals_of};
 use super::session_check::{StoredSeal, seal_problem};
 use super::verdict::{Break, BreakKind};
@@ -19,6 +20,7 @@ use crate::ledger::{SegmentRecord, SessionHead};
 use crate::seal::TrustedKeys;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Where a session's chain stood before an entry: its last seq and full head.
 pub type ChainPoint = (u64, [u8; 32]);
@@ -31,6 +33,8 @@ pub struct ChunkTask {
     pub segments: Vec<SegmentRecord>,
     /// Each session's head after this entry, and its (last seq, head) before it.
     pub sessions: Vec<(SessionHead, Option<ChainPoint>)>,
+    /// The entry's segments that a signed retention removed on purpose.
+    pub retired: HashMap<String, Arc<Retirement>>,
 }
 
 /// What one session's piece of this entry came to.
@@ -43,6 +47,8 @@ pub struct PieceOutcome {
     pub sealed: Option<u64>,
     pub ended: bool,
     pub end_reason: Option<String>,
+    /// This many of the piece's events were removed on purpose, by this retention.
+    pub retired: Option<(u64, Arc<Retirement>)>,
 }
 
 /// What one entry's checks came to.
@@ -53,6 +59,8 @@ pub struct ChunkOutcome {
     pub events: u64,
     pub bytes: u64,
     pub segments: u64,
+    /// Segments gone because a signed retention removed them.
+    pub retired_segments: u64,
 }
 
 /// Fetches the entry's segments and checks them.
@@ -82,8 +90,15 @@ fn check(task: ChunkTask, fetched: Vec<Option<Bytes>>, keys: &TrustedKeys) -> Ch
     let mut out = ChunkOutcome::default();
     let mut event_batches = Vec::new();
     let mut seals: HashMap<String, Vec<StoredSeal>> = HashMap::new();
+    // The retention that removed some of this entry's segments, if one did.
+    let mut retired_by: Option<Arc<Retirement>> = None;
     for (record, bytes) in task.segments.iter().zip(fetched) {
         let Some(bytes) = bytes else {
+            if let Some(by) = task.retired.get(&record.path) {
+                out.retired_segments += 1;
+                retired_by.get_or_insert_with(|| by.clone());
+                continue;
+            }
             out.problems.push(ArchiveProblem::SegmentMissing {
                 path: record.path.clone(),
                 gateway: task.gateway.clone(),
@@ -172,6 +187,9 @@ fn check(task: ChunkTask, fetched: Vec<Option<Bytes>>, keys: &TrustedKeys) -> Ch
         if piece.broken.is_none() {
             check_seal(&mut piece, head, seals.remove(&head.session_id), keys);
         }
+        if let Some(by) = &retired_by {
+            excuse_retired(&mut piece, head, *start, by);
+        }
         out.pieces.push(piece);
     }
     let mut strays: Vec<(&str, Vec<(usize, usize)>)> = groups.into_iter().collect();
@@ -196,9 +214,35 @@ fn check(task: ChunkTask, fetched: Vec<Option<Bytes>>, keys: &TrustedKeys) -> Ch
             sealed: None,
             ended: false,
             end_reason: None,
+            retired: None,
         });
     }
     out
+}
+
+/// In an entry some of whose segments a signed retention removed, a piece that is
+/// short of events or of its seal lost them to that removal: the segments still there
+/// matched the ledger byte for byte, so what is gone is exactly what was removed.
+/// Anything else (an event changed, inserted or re-chained) is still a break.
+fn excuse_retired(
+    piece: &mut PieceOutcome,
+    head: &SessionHead,
+    start: Option<ChainPoint>,
+    by: &Arc<Retirement>,
+) {
+    let short = piece
+        .broken
+        .as_ref()
+        .is_some_and(|b| matches!(b.kind, BreakKind::Missing | BreakKind::Truncated));
+    if short {
+        piece.broken = None;
+        piece.sealed = None;
+        piece.ended = head.ended;
+        piece.end_reason = None;
+        let first = start.map_or(0, |(seq, _)| seq + 1);
+        let recorded = (head.last_seq + 1).saturating_sub(first);
+        piece.retired = Some((recorded.saturating_sub(piece.events), by.clone()));
+    }
 }
 
 /// Walks one session's rows of this entry from its start state, and holds the end
@@ -216,6 +260,7 @@ fn walk_piece(
         sealed: None,
         ended: false,
         end_reason: None,
+        retired: None,
     };
     let seq_of = |&(b, r): &(usize, usize)| columns[b].as_ref().map_or(0, |c| c.seq(r));
     rows.sort_by_key(|x| (seq_of(x), x.0, x.1));

@@ -14,19 +14,23 @@
 //! - `archive_check`: the whole archive, led by the ledgers; `chunk_check` checks one
 //!   ledger entry's segments, `segment_read` reads them, `legacy` checks format 1
 //!   segments written before ledgers;
+//! - `ledger_links`: the in-order checks every ledger entry gets;
+//! - `retired`: the maintenance ledgers, which say what was removed on purpose;
 //! - `report`: what is wrong with the archive beyond single sessions.
 
 pub mod archive_check;
 pub mod chunk_check;
+pub mod ledger_links;
 pub mod legacy;
 pub mod report;
+pub mod retired;
 pub mod segment_read;
 pub mod session_check;
 pub mod verdict;
 pub mod walk;
 
 pub use archive_check::{Progress, VerifyOptions, verify_archive};
-pub use report::{ArchiveProblem, ArchiveSummary, LedgerSummary};
+pub use report::{ArchiveProblem, ArchiveSummary, LedgerSummary, RetentionSummary};
 pub use session_check::{SessionCheck, StoredSeal};
 pub use verdict::{Break, BreakKind, SessionVerdict};
 pub use walk::ChainWalk;

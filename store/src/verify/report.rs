@@ -113,6 +113,24 @@ pub struct LedgerSummary {
     pub ok: bool,
 }
 
+/// One retention the maintenance ledgers record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionSummary {
+    /// The maintenance ledger, as `maintenance/<actor>`.
+    pub ledger: String,
+    pub entry: u64,
+    pub before: String,
+    pub policy: String,
+    pub dates: Vec<String>,
+    pub objects: u64,
+    pub bytes: u64,
+    /// A trusted key signed it; an unsigned one excuses nothing.
+    pub signed: bool,
+    /// Objects it names that are still in the archive (a run that was interrupted;
+    /// rerun it to finish).
+    pub still_present: u64,
+}
+
 /// Totals of a whole-archive verification.
 #[derive(Debug, Clone, Default)]
 pub struct ArchiveSummary {
@@ -122,5 +140,8 @@ pub struct ArchiveSummary {
     pub events_checked: u64,
     /// Format 1 segments (written before ledgers) checked by chains and seals alone.
     pub legacy_segments: u64,
+    /// Segments the gateway ledgers list that a signed retention removed.
+    pub retired_segments: u64,
+    pub retentions: Vec<RetentionSummary>,
     pub problems: Vec<ArchiveProblem>,
 }

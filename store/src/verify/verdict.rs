@@ -64,6 +64,8 @@ pub struct SessionVerdict {
     pub ended: bool,
     pub end_reason: Option<String>,
     pub broken: Option<Break>,
+    /// How many events were removed on purpose, and how (a signed retention).
+    pub retired: Option<(u64, String)>,
 }
 
 impl SessionVerdict {
@@ -76,6 +78,15 @@ impl SessionVerdict {
             ended: false,
             end_reason: None,
             broken: None,
+            retired: None,
+        }
+    }
+
+    /// Notes that `count` more events were removed on purpose (`how`).
+    pub fn retire(&mut self, count: u64, how: String) {
+        match &mut self.retired {
+            Some((n, _)) => *n += count,
+            None => self.retired = Some((count, how)),
         }
     }
 
@@ -91,8 +102,21 @@ impl SessionVerdict {
         }
     }
 
-    /// A short status line: `ok`, `ok (live, …)` or `BROKEN at seq N: …`.
+    /// A short status line: `ok`, `ok (live, …)`, `retired: …` or `BROKEN at seq N: …`.
     pub fn status_line(&self) -> String {
+        match (&self.broken, &self.retired) {
+            (None, Some((removed, how))) if self.events == 0 => {
+                format!("retired: all {removed} event(s) were {how}")
+            }
+            (None, Some((removed, how))) => format!(
+                "ok: {} event(s) left, each as the gateway's signed ledger records it; {removed} older event(s) were {how}",
+                self.events
+            ),
+            _ => self.chain_status(),
+        }
+    }
+
+    fn chain_status(&self) -> String {
         match &self.broken {
             Some(b) => format!(
                 "BROKEN at seq {}: {} ({})",
