@@ -31,6 +31,91 @@ fn record_refusal(
     )
 }
 
+/// The upstream's error for a refused statement's stand-in: the client gets the
+/// gateway's refusal in its place, and the refusal is recorded as its completion.
+/// `None` when the error is not a stand-in's.
+fn answer_refusal(state: &SessionState) -> Result<Option<Bytes>, TapError> {
+    let Some(Pending::Refused {
+        command,
+        error,
+        text,
+        status,
+        simple,
+    }) = state
+        .pipeline
+        .front()
+        .filter(|p| matches!(p, Pending::Refused { .. }))
+    else {
+        return Ok(None);
+    };
+    if !simple {
+        state.pipeline.pop();
+    }
+    record_refusal(state, command, error.clone(), text, status)?;
+    Ok(Some(error))
+}
+
+/// The command an extended-protocol error belongs to, among what the server skipped:
+/// the first Execute, or else a Parse with no Execute behind it (a client preparing a
+/// statement), which is then recorded as the command that failed.
+fn failing_command(state: &SessionState, skipped: &[Pending]) -> Option<(String, Instant)> {
+    let execute = skipped.iter().find_map(|p| match p {
+        Pending::Execute {
+            command, started, ..
+        } => Some((command.clone(), *started)),
+        _ => None,
+    });
+    if execute.is_some() {
+        return execute;
+    }
+    skipped
+        .iter()
+        .find_map(|p| match p {
+            Pending::Parse { sql, started, .. } => Some((sql.clone(), *started)),
+            _ => None,
+        })
+        .inspect(|(sql, _)| {
+            let _ = state.record(
+                EventDraft::new(Direction::Client, Kind::Query)
+                    .command(sql.clone())
+                    .text(format!("(prepare) {sql}")),
+            );
+        })
+}
+
+/// Records what the server skipped after the failing command until Sync: refused
+/// statements' stand-ins, and every Execute after the first.
+fn record_skipped(state: &SessionState, skipped: &[Pending]) -> Result<(), TapError> {
+    for p in skipped {
+        if let Pending::Refused {
+            command, status, ..
+        } = p
+        {
+            state.record(
+                EventDraft::new(Direction::Gateway, Kind::Error)
+                    .command(command.clone())
+                    .status(*status)
+                    .row_count(0)
+                    .text("refused by tapline policy; the server skipped this part of the pipeline anyway, after an earlier command failed"),
+            )?;
+        }
+    }
+    let executes = skipped.iter().filter_map(|p| match p {
+        Pending::Execute { command, .. } => Some(command.clone()),
+        _ => None,
+    });
+    for command in executes.skip(1) {
+        state.record(
+            EventDraft::new(Direction::Gateway, Kind::Error)
+                .command(command)
+                .status(Status::Error)
+                .row_count(0)
+                .text("skipped: the server did not run this command because an earlier command in the same pipeline failed"),
+        )?;
+    }
+    Ok(())
+}
+
 impl BackendState {
     /// An ErrorResponse: in a simple query it ends with ReadyForQuery; in the extended
     /// protocol the server skips everything until Sync, so the failing command is
@@ -40,24 +125,8 @@ impl BackendState {
         state: &SessionState,
         raw: &[u8],
     ) -> Result<Option<Bytes>, TapError> {
-        // The upstream's error for a refused statement's stand-in: the client gets the
-        // gateway's refusal in its place, and the refusal is its completion.
-        if let Some(Pending::Refused {
-            command,
-            error,
-            text,
-            status,
-            simple,
-        }) = state
-            .pipeline
-            .front()
-            .filter(|p| matches!(p, Pending::Refused { .. }))
-        {
-            if !simple {
-                state.pipeline.pop();
-            }
-            record_refusal(state, command, error.clone(), text, status)?;
-            return Ok(Some(error));
+        if let Some(refusal) = answer_refusal(state)? {
+            return Ok(Some(refusal));
         }
         let mut tally = Tally::default();
         let enc = state.encoding.client();
@@ -73,7 +142,6 @@ impl BackendState {
                     r.error = Some(fields);
                     r.masking.tally.merge(tally);
                 }
-                return Ok(client);
             }
             None | Some(Pending::Sync) => {
                 // Not tied to any command: e.g. the server terminating the session.
@@ -83,38 +151,24 @@ impl BackendState {
                     .text(fields.render());
                 draft.masked = tally.into_entries();
                 state.record(draft)?;
-                return Ok(client);
             }
-            Some(_) => {}
+            Some(_) => self.fail_extended(state, raw, fields, tally)?,
         }
+        Ok(client)
+    }
+
+    /// An extended-protocol error: the failing command's completion, then what the
+    /// server skipped until Sync.
+    fn fail_extended(
+        &mut self,
+        state: &SessionState,
+        raw: &[u8],
+        fields: ErrorFields,
+        tally: Tally,
+    ) -> Result<(), TapError> {
         let cap = state.limits.max_recorded_result_bytes;
         let skipped = state.pipeline.drain_until_sync();
-        let mut executes = skipped.iter().filter_map(|p| match p {
-            Pending::Execute {
-                command, started, ..
-            } => Some((command.clone(), *started)),
-            _ => None,
-        });
-        let failing = match executes.next() {
-            Some((command, started)) => Some((command, started)),
-            None => {
-                // A Parse or Bind failed with no Execute behind it (a client preparing a
-                // statement): record the statement as the command that failed.
-                skipped
-                    .iter()
-                    .find_map(|p| match p {
-                        Pending::Parse { sql, started, .. } => Some((sql.clone(), *started)),
-                        _ => None,
-                    })
-                    .inspect(|(sql, _)| {
-                        let _ = state.record(
-                            EventDraft::new(Direction::Client, Kind::Query)
-                                .command(sql.clone())
-                                .text(format!("(prepare) {sql}")),
-                        );
-                    })
-            }
-        };
+        let failing = failing_command(state, &skipped);
         let mut builder = match (self.current.take(), failing) {
             (Some(b), _) => b,
             (None, Some((command, started))) => {
@@ -130,29 +184,6 @@ impl BackendState {
             draft.command = None;
         }
         state.record(draft)?;
-        for p in &skipped {
-            if let Pending::Refused {
-                command, status, ..
-            } = p
-            {
-                state.record(
-                    EventDraft::new(Direction::Gateway, Kind::Error)
-                        .command(command.clone())
-                        .status(*status)
-                        .row_count(0)
-                        .text("refused by tapline policy; the server skipped this part of the pipeline anyway, after an earlier command failed"),
-                )?;
-            }
-        }
-        for (command, _) in executes {
-            state.record(
-                EventDraft::new(Direction::Gateway, Kind::Error)
-                    .command(command)
-                    .status(Status::Error)
-                    .row_count(0)
-                    .text("skipped: the server did not run this command because an earlier command in the same pipeline failed"),
-            )?;
-        }
-        Ok(client)
+        record_skipped(state, &skipped)
     }
 }
