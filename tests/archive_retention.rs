@@ -351,6 +351,49 @@ fn retention_removes_old_days_on_the_record_and_verify_proves_the_rest() {
         "{report}"
     );
 
+    // The maintenance ledger's head can be pinned like a gateway's.
+    let head = report
+        .lines()
+        .find_map(|l| l.strip_prefix("ledger maintenance/retention  ok: 1 entries, head entry 0 "))
+        .expect("the maintenance ledger's head")
+        .to_string();
+    let pinned = tapline(
+        &h.archive,
+        &[
+            "verify",
+            "--pubkey",
+            h.gateway_pub.to_str().unwrap(),
+            "--pubkey",
+            retention_pub.to_str().unwrap(),
+            "--expect-head",
+            &format!("maintenance/retention={head}"),
+        ],
+    );
+    assert!(
+        pinned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pinned.stdout)
+    );
+    let elsewhere = tapline(
+        &h.archive,
+        &[
+            "verify",
+            "--pubkey",
+            h.gateway_pub.to_str().unwrap(),
+            "--pubkey",
+            retention_pub.to_str().unwrap(),
+            "--expect-head",
+            "maintenance/retention=00112233445566778899",
+        ],
+    );
+    assert!(!elsewhere.status.success());
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stdout)
+            .contains("ledger maintenance/retention  TRUNCATED"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stdout)
+    );
+
     // Without the maintenance key the same archive does not verify: the removal is
     // only deliberate if someone trusted signed it.
     let (ok, report) = verify(&h.archive, &[&h.gateway_pub]);

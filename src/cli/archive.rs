@@ -167,8 +167,8 @@ async fn run_retain(args: RetainArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     match &out.entry {
-        Some((name, seq)) => println!(
-            "recorded in {name} entry {seq} (key {}), then removed {} object(s), {}, in {} partition(s): {}",
+        Some((name, seq, hash)) => println!(
+            "recorded in {name} entry {seq} {hash} (key {}), then removed {} object(s), {}, in {} partition(s): {}",
             key.id(),
             out.deleted,
             super::human_bytes(out.plan.bytes()),

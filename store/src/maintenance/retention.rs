@@ -42,10 +42,11 @@ impl RetentionPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionOutcome {
     pub plan: RetentionPlan,
-    /// The entry this run signed, as (ledger name, seq); `None` when every object was
-    /// already named by an earlier run's entry (that run was interrupted) or there was
-    /// nothing to remove.
-    pub entry: Option<(String, u64)>,
+    /// The entry this run signed, as (ledger name, seq, hash hex) — the hash is what
+    /// `verify --expect-head maintenance/<actor>=HASH` pins; `None` when every object
+    /// was already named by an earlier run's entry (that run was interrupted) or there
+    /// was nothing to remove.
+    pub entry: Option<(String, u64, String)>,
     /// Objects an earlier entry already named.
     pub already_recorded: usize,
     /// Objects deleted by this run.
@@ -130,7 +131,7 @@ pub async fn retain(
                 removed: new,
             })
             .await?;
-        outcome.entry = Some((ledger.name(), entry.body.seq));
+        outcome.entry = Some((ledger.name(), entry.body.seq, entry.hash_hex()));
     }
     // The first object goes alone, so a crash test pausing after it finds the rest
     // still there.
@@ -192,7 +193,9 @@ mod tests {
             .unwrap();
         assert_eq!(out.plan.dates, vec!["2024-01-10", "2024-01-11"]);
         assert_eq!(out.deleted, 3);
-        assert_eq!(out.entry, Some(("maintenance/ops".into(), 0)));
+        let (name, seq, hash) = out.entry.clone().expect("an entry");
+        assert_eq!((name.as_str(), seq), ("maintenance/ops", 0));
+        assert_eq!(hash, ledger.entries().await.unwrap()[0].hash_hex());
         let left = archive.list("").await.unwrap();
         assert!(left.contains(&"events/date=2024-01-12/c.parquet".to_string()));
         assert!(left.contains(&"ledger/gw/00000000000000000000.json".to_string()));

@@ -79,7 +79,7 @@ pub async fn verify_archive(
         .segments_total
         .store(files.len() as u64, Ordering::Relaxed);
     // What was removed on purpose must be known before any segment is missed.
-    let maintenance = read_maintenance(archive, keys).await?;
+    let maintenance = read_maintenance(archive, keys, &opts.expect_heads).await?;
     summary.problems.extend(maintenance.problems);
     summary.retentions = maintenance.retentions;
     for r in &mut summary.retentions {
@@ -128,7 +128,7 @@ pub async fn verify_archive(
     }
     summary.ledgers.extend(maintenance.ledgers);
     for (gateway, hash) in &opts.expect_heads {
-        if !listing.gateways.contains_key(gateway) {
+        if !summary.ledgers.iter().any(|l| &l.gateway == gateway) {
             summary.problems.push(ArchiveProblem::LedgerTruncated {
                 gateway: gateway.clone(),
                 pinned: hash.clone(),

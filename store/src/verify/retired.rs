@@ -50,10 +50,13 @@ pub struct MaintenanceRead {
     pub problems: Vec<ArchiveProblem>,
 }
 
-/// Reads and checks every maintenance ledger.
+/// Reads and checks every maintenance ledger. `pinned` holds (ledger, hash prefix)
+/// pairs, as for gateway ledgers: a maintenance ledger that no longer reaches its
+/// pinned entry was cut short.
 pub async fn read_maintenance(
     archive: &Archive,
     keys: &TrustedKeys,
+    pinned: &[(String, String)],
 ) -> Result<MaintenanceRead, StoreError> {
     let mut out = MaintenanceRead::default();
     let listing = list_ledgers_in(archive, MAINTENANCE_ROOT).await?;
@@ -64,6 +67,11 @@ pub async fn read_maintenance(
         let label = format!("{MAINTENANCE_ROOT}/{actor}");
         let mut links = LedgerLinks::new(MAINTENANCE_ROOT, &actor, &label);
         let mut problems = Vec::new();
+        let mut pins: Vec<(String, bool)> = pinned
+            .iter()
+            .filter(|(l, h)| *l == label && h.len() >= 16)
+            .map(|(_, h)| (h.to_ascii_lowercase(), false))
+            .collect();
         let mut stream = std::pin::pin!(read_entries(archive, entries));
         while let Some(item) = stream.next().await {
             let Some(CheckedEntry { entry, signed }) = links.check(item?, keys, &mut problems)
@@ -71,6 +79,10 @@ pub async fn read_maintenance(
                 continue;
             };
             let seq = entry.body.seq;
+            let hash = entry.hash_hex();
+            for (pin, found) in &mut pins {
+                *found |= hash.starts_with(pin.as_str());
+            }
             match entry.body.action {
                 LedgerAction::Retained {
                     before,
@@ -106,6 +118,15 @@ pub async fn read_maintenance(
                     seq,
                     detail: "a maintenance ledger holds a gateway's chunk entry; its segments are not vouched for".into(),
                 }),
+            }
+        }
+        for (pin, found) in pins {
+            if !found {
+                problems.push(ArchiveProblem::LedgerTruncated {
+                    gateway: label.clone(),
+                    pinned: pin,
+                    ends_at: links.head.clone(),
+                });
             }
         }
         out.ledgers.push(LedgerSummary {
