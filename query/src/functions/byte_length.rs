@@ -125,3 +125,64 @@ impl ScalarUDFImpl for ByteLength {
         Ok(ColumnarValue::Array(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+    use datafusion::logical_expr::ScalarUDF;
+    use datafusion::prelude::SessionContext;
+
+    async fn one(sql: &str) -> (DataType, Option<i64>) {
+        let ctx = SessionContext::new();
+        ctx.register_udf(ScalarUDF::from(super::ByteLength::octet_length()));
+        ctx.register_udf(ScalarUDF::from(super::ByteLength::length()));
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let col = batches[0].column(0);
+        let value = match col.data_type() {
+            _ if col.is_null(0) => None,
+            DataType::Int32 => Some(i64::from(col.as_primitive::<Int32Type>().value(0))),
+            DataType::Int64 => Some(col.as_primitive::<Int64Type>().value(0)),
+            other => panic!("{other}"),
+        };
+        (col.data_type().clone(), value)
+    }
+
+    #[tokio::test]
+    async fn every_layout_counts_and_large_ones_answer_int64() {
+        let cases = [
+            ("SELECT octet_length(X'0102ff')", DataType::Int32, Some(3)),
+            ("SELECT length(X'0102ff')", DataType::Int32, Some(3)),
+            (
+                "SELECT octet_length(arrow_cast(X'0102', 'LargeBinary'))",
+                DataType::Int64,
+                Some(2),
+            ),
+            (
+                "SELECT octet_length(arrow_cast(X'0102', 'BinaryView'))",
+                DataType::Int32,
+                Some(2),
+            ),
+            ("SELECT length('héllo')", DataType::Int32, Some(5)),
+            ("SELECT octet_length('héllo')", DataType::Int32, Some(6)),
+            (
+                "SELECT length(arrow_cast('héllo', 'LargeUtf8'))",
+                DataType::Int64,
+                Some(5),
+            ),
+            (
+                "SELECT length(arrow_cast('héllo', 'Utf8View'))",
+                DataType::Int32,
+                Some(5),
+            ),
+            (
+                "SELECT octet_length(CAST(NULL AS BYTEA))",
+                DataType::Int32,
+                None,
+            ),
+        ];
+        for (sql, ty, want) in cases {
+            assert_eq!(one(sql).await, (ty, want), "{sql}");
+        }
+    }
+}
