@@ -145,6 +145,13 @@ pub fn format_version(metadata: &datafusion::parquet::file::metadata::ParquetMet
         .unwrap_or(1)
 }
 
+/// The day of the `date=YYYY-MM-DD` partition an archive path lies in
+/// (`events/date=2026-11-21/…`), if it lies in one.
+pub fn partition_day(path: &str) -> Option<chrono::NaiveDate> {
+    let part = path.split('/').nth(1)?.strip_prefix("date=")?;
+    chrono::NaiveDate::parse_from_str(part, "%Y-%m-%d").ok()
+}
+
 /// The partition folder for a day: `date=YYYY-MM-DD`.
 pub fn date_partition(ts_ns: i64) -> String {
     let secs = ts_ns.div_euclid(1_000_000_000);
@@ -254,6 +261,12 @@ mod tests {
     fn partitions_are_hive_style_days_in_utc() {
         // 2026-11-21T23:59:59Z
         assert_eq!(date_partition(1_795_305_599_000_000_000), "date=2026-11-21");
+        assert_eq!(
+            partition_day("events/date=2026-11-21/gw-s-0000000000000001.parquet"),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+        );
+        assert_eq!(partition_day("ledger/gw/00000000000000000001.json"), None);
+        assert_eq!(partition_day("events/date=2026-13-01/x.parquet"), None);
         assert_eq!(date_partition(1_795_305_600_000_000_000), "date=2026-11-22");
     }
 }

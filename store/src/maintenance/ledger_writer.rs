@@ -54,6 +54,11 @@ impl<'a> MaintenanceLedger<'a> {
         })
     }
 
+    /// The key this ledger's entries are signed with.
+    pub fn key(&self) -> &GatewayKey {
+        self.key
+    }
+
     /// The ledger's name as reports print it: `maintenance/<actor>`.
     pub fn name(&self) -> String {
         format!("{MAINTENANCE_ROOT}/{}", self.actor)

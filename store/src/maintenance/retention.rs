@@ -11,6 +11,8 @@ use super::MaintenanceLedger;
 use crate::archive::Archive;
 use crate::error::StoreError;
 use crate::ledger::{LedgerAction, RemovedObject};
+use crate::seal::TrustedKeys;
+use crate::segment::partition_day;
 use chrono::NaiveDate;
 use futures::StreamExt;
 use std::collections::{BTreeSet, HashSet};
@@ -53,12 +55,6 @@ pub struct RetentionOutcome {
     pub deleted: usize,
 }
 
-/// The date (`YYYY-MM-DD`) of an object's `date=` partition, if it has one.
-fn partition_date(path: &str) -> Option<NaiveDate> {
-    let part = path.split('/').nth(1)?.strip_prefix("date=")?;
-    NaiveDate::parse_from_str(part, "%Y-%m-%d").ok()
-}
-
 /// Lists what retention would remove: every object in a partition dated before
 /// `before`.
 pub async fn plan_retention(
@@ -69,7 +65,7 @@ pub async fn plan_retention(
     let mut objects = Vec::new();
     for table in TABLES {
         for (path, bytes) in archive.list_sized(table).await? {
-            let Some(date) = partition_date(&path) else {
+            let Some(date) = partition_day(&path) else {
                 continue;
             };
             if date < before {
@@ -103,8 +99,16 @@ pub async fn retain(
     if outcome.plan.objects.is_empty() {
         return Ok(outcome);
     }
+    // Only what this run's own key signed counts as already recorded: an entry
+    // planted in the ledger by someone else must not get objects deleted without a
+    // signed record of it (they are named again, in this run's entry).
+    let mut own = TrustedKeys::default();
+    own.add(ledger.key().verifying_key());
     let mut named: HashSet<String> = HashSet::new();
     for e in ledger.entries().await? {
+        if e.check_signature(&own).is_err() {
+            continue;
+        }
         if let LedgerAction::Retained { removed, .. } = e.body.action {
             named.extend(removed.into_iter().map(|o| o.path));
         }
@@ -120,7 +124,7 @@ pub async fn retain(
     if !new.is_empty() {
         let dates: BTreeSet<String> = new
             .iter()
-            .filter_map(|o| partition_date(&o.path))
+            .filter_map(|o| partition_day(&o.path))
             .map(|d| d.format("%Y-%m-%d").to_string())
             .collect();
         let entry = ledger
@@ -249,5 +253,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((again.deleted, again.entry), (0, None));
+    }
+
+    #[tokio::test]
+    async fn an_entry_planted_under_another_key_does_not_count_as_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = archive_with(dir.path(), &["events/date=2024-01-10/a.parquet"]).await;
+        let plan = plan_retention(&archive, day("2024-02-01")).await.unwrap();
+        let planter = GatewayKey::generate();
+        MaintenanceLedger::new(&archive, "ops", &planter)
+            .unwrap()
+            .append(LedgerAction::Retained {
+                before: "2024-02-01".into(),
+                policy: "planted".into(),
+                dates: plan.dates.clone(),
+                removed: plan.objects.clone(),
+            })
+            .await
+            .unwrap();
+        let key = GatewayKey::generate();
+        let ledger = MaintenanceLedger::new(&archive, "ops", &key).unwrap();
+        let out = retain(&archive, &ledger, day("2024-02-01"), "t")
+            .await
+            .unwrap();
+        assert_eq!(out.already_recorded, 0);
+        let (_, seq, _) = out.entry.expect("the run signs its own entry");
+        assert_eq!(seq, 1);
+        let entries = ledger.entries().await.unwrap();
+        let LedgerAction::Retained { removed, .. } = &entries[1].body.action else {
+            panic!("a retained entry");
+        };
+        assert_eq!(removed, &plan.objects);
     }
 }

@@ -82,14 +82,17 @@ pub async fn verify_archive(
     let maintenance = read_maintenance(archive, keys, &opts.expect_heads).await?;
     summary.problems.extend(maintenance.problems);
     summary.retentions = maintenance.retentions;
+    let mut present: HashMap<(&str, u64), u64> = HashMap::new();
+    for (path, by) in &maintenance.retired {
+        if files.contains_key(path) {
+            *present.entry((by.ledger.as_str(), by.entry)).or_default() += 1;
+        }
+    }
     for r in &mut summary.retentions {
-        r.still_present = maintenance
-            .retired
-            .iter()
-            .filter(|(path, by)| {
-                by.ledger == r.ledger && by.entry == r.entry && files.contains_key(*path)
-            })
-            .count() as u64;
+        r.still_present = present
+            .get(&(r.ledger.as_str(), r.entry))
+            .copied()
+            .unwrap_or(0);
     }
     let retired = Arc::new(maintenance.retired);
     let listing = list_ledgers(archive).await?;
@@ -327,9 +330,9 @@ async fn read_ledger(
         problems: Vec::new(),
         recorded: Vec::new(),
     };
-    let mut links = LedgerLinks::new(LEDGER_ROOT, gateway, gateway);
+    let mut links =
+        LedgerLinks::new(LEDGER_ROOT, gateway, gateway).with_pins(pinned.iter().cloned());
     let mut mentions: HashMap<String, (u64, [u8; 32])> = HashMap::new();
-    let mut pinned_found = vec![false; pinned.len()];
     let mut stream = std::pin::pin!(read_entries(archive, entries));
     while let Some(item) = stream.next().await {
         let item = item?;
@@ -340,12 +343,6 @@ async fn read_ledger(
         let Some(CheckedEntry { entry, .. }) = checked else {
             continue;
         };
-        let hash = entry.hash_hex();
-        for (i, p) in pinned.iter().enumerate() {
-            if p.len() >= 16 && hash.starts_with(p.as_str()) {
-                pinned_found[i] = true;
-            }
-        }
         let LedgerAction::Chunk {
             segments, sessions, ..
         } = entry.body.action
@@ -384,15 +381,7 @@ async fn read_ledger(
             break;
         }
     }
-    for (i, p) in pinned.iter().enumerate() {
-        if !pinned_found[i] {
-            read.problems.push(ArchiveProblem::LedgerTruncated {
-                gateway: gateway.to_string(),
-                pinned: p.clone(),
-                ends_at: read.head.clone(),
-            });
-        }
-    }
+    read.problems.extend(links.unreached_pins());
     Ok(read)
 }
 

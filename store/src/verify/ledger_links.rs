@@ -19,6 +19,8 @@ pub struct LedgerLinks {
     expected: u64,
     prev_hash: Option<String>,
     prev_seq: Option<u64>,
+    /// Hash prefixes an outside copy pinned, each with whether an entry had it.
+    pins: Vec<(String, bool)>,
     /// The last entry read: its seq and hash.
     pub head: Option<(u64, String)>,
     pub entries: u64,
@@ -40,9 +42,34 @@ impl LedgerLinks {
             expected: 0,
             prev_hash: None,
             prev_seq: None,
+            pins: Vec::new(),
             head: None,
             entries: 0,
         }
+    }
+
+    /// Expects the ledger to hold an entry whose hash starts with each pin (at least
+    /// 16 hex digits; shorter ones are ignored, as the command line refuses them).
+    pub fn with_pins(mut self, pins: impl IntoIterator<Item = String>) -> Self {
+        self.pins = pins
+            .into_iter()
+            .filter(|p| p.len() >= 16)
+            .map(|p| (p.to_ascii_lowercase(), false))
+            .collect();
+        self
+    }
+
+    /// A `TRUNCATED` problem for each pin no entry had.
+    pub fn unreached_pins(&self) -> Vec<ArchiveProblem> {
+        self.pins
+            .iter()
+            .filter(|(_, found)| !found)
+            .map(|(pin, _)| ArchiveProblem::LedgerTruncated {
+                gateway: self.label.clone(),
+                pinned: pin.clone(),
+                ends_at: self.head.clone(),
+            })
+            .collect()
     }
 
     /// Checks the next entry read; problems go to `problems`. Returns the entry unless
@@ -113,6 +140,9 @@ impl LedgerLinks {
             });
         }
         let hash = entry.hash_hex();
+        for (pin, found) in &mut self.pins {
+            *found |= hash.starts_with(pin.as_str());
+        }
         self.prev_hash = Some(hash.clone());
         self.head = Some((item.seq, hash));
         Some(CheckedEntry { entry, signed })
