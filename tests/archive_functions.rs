@@ -214,7 +214,7 @@ fn a_result_exports_as_parquet_with_its_bytes_intact() {
         archive,
         &[
             "query",
-            "SELECT no_such_column FROM events",
+            "SELECT CAST(command AS INT) AS n FROM events WHERE kind = 'query'",
             "--format",
             "parquet",
             "-o",
@@ -223,4 +223,22 @@ fn a_result_exports_as_parquet_with_its_bytes_intact() {
     );
     assert!(!failed.status.success());
     assert!(!none.exists());
+    let none_csv = dir.path().join("none.csv");
+    let failed = tapline(
+        archive,
+        &[
+            "query",
+            // Fails while rows stream, after the output is opened.
+            "SELECT CAST(command AS INT) AS n FROM events WHERE kind = 'query'",
+            "--format",
+            "csv",
+            "-o",
+            none_csv.to_str().unwrap(),
+        ],
+    );
+    assert!(!failed.status.success());
+    assert!(
+        !none_csv.exists(),
+        "a failed query leaves no CSV file either"
+    );
 }

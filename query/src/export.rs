@@ -11,66 +11,77 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::StreamExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// A file written under a temporary name beside its target and moved into place by
+/// [`AtomicOutput::commit`]; dropped before that, the temporary file is removed.
+pub struct AtomicOutput {
+    path: PathBuf,
+    tmp: NamedTempFile,
+}
+
+impl AtomicOutput {
+    /// Starts writing what will become `path`.
+    pub fn create(path: &Path) -> Result<Self, QueryError> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".tapline-export-")
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|e| io_error(e, "cannot create a file beside", path))?;
+        Ok(AtomicOutput {
+            path: path.to_path_buf(),
+            tmp,
+        })
+    }
+
+    /// The file to write into.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Flushes the file to disk and moves it to its name.
+    pub fn commit(self) -> Result<(), QueryError> {
+        let path = self.path;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| io_error(e, "cannot write", &path))?;
+        self.tmp
+            .persist(&path)
+            .map_err(|e| io_error(e.error, "cannot move the export to", &path))?;
+        Ok(())
+    }
+}
+
+fn io_error(e: std::io::Error, what: &str, path: &Path) -> QueryError {
+    QueryError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{what} {}: {e}", path.display()),
+    ))
+}
 
 /// Streams the result into `path` and returns the number of rows written.
 pub async fn write_parquet(
     path: &Path,
     mut stream: SendableRecordBatchStream,
 ) -> Result<u64, QueryError> {
-    let io = |e: std::io::Error, what: &str| {
-        QueryError::Io(std::io::Error::new(
-            e.kind(),
-            format!("{what} {}: {e}", path.display()),
-        ))
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let partial = tempfile_in(&dir).map_err(|e| io(e, "cannot create a file beside"))?;
+    let mut out = AtomicOutput::create(path)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .build();
-    let file = partial.1.try_clone().map_err(|e| io(e, "cannot write"))?;
-    let mut writer = ArrowWriter::try_new(file, stream.schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(out.file(), stream.schema(), Some(props))?;
     let mut rows = 0u64;
-    let result: Result<(), QueryError> = async {
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            writer.write(&batch)?;
-        }
-        writer.close()?;
-        partial.1.sync_all().map_err(|e| io(e, "cannot write"))?;
-        std::fs::rename(&partial.0, path).map_err(|e| io(e, "cannot move the export to"))?;
-        Ok(())
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
     }
-    .await;
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial.0);
-    }
-    result.map(|()| rows)
-}
-
-/// A new, empty file in `dir` with a name no one else uses.
-fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    for attempt in 0u32..100 {
-        let name = format!(
-            ".tapline-export-{}-{}-{attempt}.partial",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let p = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("no free temporary file name"))
+    writer.close()?;
+    out.commit()?;
+    Ok(rows)
 }

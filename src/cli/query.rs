@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tapline_query::export::write_parquet;
+use tapline_query::export::{AtomicOutput, write_parquet};
 use tapline_query::format::write_stream;
 use tapline_query::{OutputFormat, open_context, shell};
 
@@ -30,23 +30,36 @@ pub struct QueryArgs {
     archive: Option<String>,
     /// Output format: table, csv, json, or parquet (which needs --output).
     #[arg(long, default_value = "table")]
-    format: String,
+    format: QueryFormat,
     /// Write the result to this file instead of the terminal.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
+/// What `--format` asks for: printed rows, or a Parquet file.
+#[derive(Clone, Copy)]
+enum QueryFormat {
+    Print(OutputFormat),
+    Parquet,
+}
+
+impl std::str::FromStr for QueryFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "parquet" => Ok(QueryFormat::Parquet),
+            other => other
+                .parse()
+                .map(QueryFormat::Print)
+                .map_err(|e| format!("{e}, or parquet")),
+        }
+    }
+}
+
 pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let parquet = args.format == "parquet";
-    let format: OutputFormat = if parquet {
-        OutputFormat::Table
-    } else {
-        args.format
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--format: {e}, or parquet"))?
-    };
-    if parquet && args.output.is_none() {
-        bail!("--format parquet writes a file: add --output FILE");
+    const PARQUET_NEEDS_FILE: &str = "--format parquet writes a file: add --output FILE";
+    if matches!(args.format, QueryFormat::Parquet) && args.output.is_none() {
+        bail!(PARQUET_NEEDS_FILE);
     }
     let archive = super::open_archive(args.archive.as_deref()).await?;
     let ctx = open_context(&archive).await?;
@@ -54,24 +67,33 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         if args.output.is_some() {
             bail!("--output needs the SQL to run; the interactive shell prints to the terminal");
         }
+        let QueryFormat::Print(format) = args.format else {
+            bail!(
+                "--format parquet needs the SQL to run; the interactive shell prints to the terminal"
+            );
+        };
         shell::run(&ctx, format).await?;
         return Ok(ExitCode::SUCCESS);
     };
     let stream = ctx.sql(&sql).await?.execute_stream().await?;
-    match (&args.output, parquet) {
-        (Some(path), true) => {
+    match (&args.output, args.format) {
+        (Some(path), QueryFormat::Parquet) => {
             let rows = write_parquet(path, stream).await?;
             eprintln!("wrote {rows} row(s) to {}", path.display());
         }
-        (Some(path), false) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("--output: cannot create {}", path.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            write_stream(&mut out, stream, format).await?;
-            std::io::Write::flush(&mut out)
+        (Some(path), QueryFormat::Print(format)) => {
+            let mut out = AtomicOutput::create(path)?;
+            let mut buffered = std::io::BufWriter::new(out.file());
+            write_stream(&mut buffered, stream, format).await?;
+            std::io::Write::flush(&mut buffered)
                 .with_context(|| format!("--output: cannot write {}", path.display()))?;
+            drop(buffered);
+            out.commit()?;
         }
-        (None, _) => write_stream(&mut std::io::stdout().lock(), stream, format).await?,
+        (None, QueryFormat::Print(format)) => {
+            write_stream(&mut std::io::stdout().lock(), stream, format).await?
+        }
+        (None, QueryFormat::Parquet) => bail!(PARQUET_NEEDS_FILE),
     }
     Ok(ExitCode::SUCCESS)
 }
