@@ -28,13 +28,13 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::env_num;
+use support::recording::session_meta;
 use support::segments::parquet_files;
 use tapline_store::{
     Archive, ArchiveLocation, ArchiveWriter, Direction, Durability, EventDraft, GatewayKey, Kind,
-    SessionMeta, WriterConfig,
+    WriterConfig,
 };
 
 /// Events per session (queries and results alternate).
@@ -43,25 +43,6 @@ const PER_SESSION: usize = 500;
 const LIVE: usize = 64;
 const USERS: usize = 50;
 const DAY_NS: i64 = 86_400_000_000_000;
-
-fn meta(i: usize, start_ns: i64) -> SessionMeta {
-    SessionMeta {
-        session_id: Arc::from(ulid::Ulid::new().to_string()),
-        gateway_id: Arc::from("bench"),
-        connection: Arc::from("pg"),
-        protocol: Arc::from("postgres"),
-        user: Arc::from(format!("user{:02}", i % USERS)),
-        groups: Vec::new(),
-        client_addr: "127.0.0.1:50000".into(),
-        database: Some("app".into()),
-        application_name: None,
-        upstream: "postgres://app@127.0.0.1:5432/app".into(),
-        start_ns,
-        issuer: None,
-        token_id: None,
-        tls: None,
-    }
-}
 
 /// Writes `events` events in about `segments` segments; returns one session id.
 async fn build(dir: &Path, events: usize, segments: usize, pace: Duration) -> String {
@@ -86,7 +67,10 @@ async fn build(dir: &Path, events: usize, segments: usize, pace: Duration) -> St
                 let start = now - DAY_NS * 7 + (i as i64 * 7 * DAY_NS) / sessions as i64;
                 (
                     handle
-                        .open_session(meta(i, start), Durability::Async)
+                        .open_session(
+                            session_meta("bench", &format!("user{:02}", i % USERS), start),
+                            Durability::Async,
+                        )
                         .unwrap(),
                     start,
                     i,

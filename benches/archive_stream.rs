@@ -12,38 +12,19 @@ mod support;
 
 use bytes::Bytes;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::azurite::Azurite;
 use support::env_num;
 use support::gateway::{GatewayOpts, GatewayProc};
 use support::postgres::PgServer;
+use support::recording::session_meta;
 use tapline_store::{
     Archive, ArchiveLocation, ArchiveWriter, Direction, Durability, EventDraft, GatewayKey, Kind,
-    SessionMeta, WriterConfig,
+    WriterConfig,
 };
 
 const SESSIONS: usize = 8;
 const PAYLOAD: usize = 256;
-
-fn meta(i: usize) -> SessionMeta {
-    SessionMeta {
-        session_id: Arc::from(ulid::Ulid::new().to_string()),
-        gateway_id: Arc::from("bench"),
-        connection: Arc::from("pg"),
-        protocol: Arc::from("postgres"),
-        user: Arc::from(format!("user{i}")),
-        groups: Vec::new(),
-        client_addr: "127.0.0.1:50000".into(),
-        database: Some("bench".into()),
-        application_name: None,
-        upstream: "postgres://bench@127.0.0.1:5432/bench".into(),
-        start_ns: tapline_store::event::now_ns(),
-        issuer: None,
-        token_id: None,
-        tls: None,
-    }
-}
 
 /// Records SESSIONS × `events` events (query/result pairs) and returns the time until
 /// the archive has confirmed all of them.
@@ -62,7 +43,12 @@ async fn stream(location: ArchiveLocation, durability: Durability, events: usize
         let handle = handle.clone();
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rec = handle.open_session(meta(s), durability).unwrap();
+            let mut rec = handle
+                .open_session(
+                    session_meta("bench", &format!("user{s}"), tapline_store::event::now_ns()),
+                    durability,
+                )
+                .unwrap();
             for i in 0..events / 2 {
                 let sql = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {i}");
                 rec.record(

@@ -2,17 +2,21 @@
 
 Usage: python3 duckdb_queries.py ARCHIVE_DIR ROUNDS < queries.json
 queries.json is a list of [name, sql]; the SQL reads the views `events` and
-`sessions` defined here from the documented layout. Each round connects afresh and
+`sessions` (tests/python/tapline_duckdb.py defines them from the documented layout). Each round connects afresh and
 defines the views, as a new tapline process opens a fresh context, so the file
 listing and footers are part of every timing. Prints one JSON object:
 {name: {"seconds": [...], "rows": [...]}}.
 """
 
 import json
+import os
 import sys
 import time
 
 import duckdb
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
+from tapline_duckdb import define_views  # noqa: E402
 
 archive, rounds = sys.argv[1], int(sys.argv[2])
 queries = json.load(sys.stdin)
@@ -23,16 +27,9 @@ for name, sql in queries:
     for _ in range(rounds):
         t0 = time.perf_counter()
         con = duckdb.connect()
-        con.execute(
-            f"""CREATE VIEW events AS SELECT * FROM read_parquet(
-                    '{archive}/events/*/*.parquet', hive_partitioning = true)"""
-        )
-        con.execute(
-            f"""CREATE VIEW sessions AS SELECT * FROM read_parquet(
-                    '{archive}/sessions/*/*.parquet', hive_partitioning = true)
-                QUALIFY row_number() OVER (PARTITION BY session_id
-                    ORDER BY last_seq DESC, (seal_kind = 'end') DESC, sealed_at DESC) = 1"""
-        )
+        define_views(con, archive)
+        con.execute("CREATE VIEW events AS SELECT * FROM ev")
+        con.execute("CREATE VIEW sessions AS SELECT * FROM latest")
         rows = [[str(v) for v in r] for r in con.execute(sql).fetchall()]
         con.close()
         seconds.append(time.perf_counter() - t0)

@@ -12,12 +12,12 @@ use bytes::Bytes;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
+use support::recording::session_meta;
 use support::{query_json, tapline, tapline_bin};
 use tapline_store::{
     Archive, ArchiveLocation, ArchiveWriter, Direction, Durability, EventDraft, GatewayKey, Kind,
-    SessionMeta, WriterConfig,
+    WriterConfig,
 };
 
 const GATEWAY: &str = "gw-retain";
@@ -30,30 +30,11 @@ fn at(rfc3339: &str) -> i64 {
         .unwrap()
 }
 
-fn meta(user: &str, start_ns: i64) -> SessionMeta {
-    SessionMeta {
-        session_id: Arc::from(ulid::Ulid::new().to_string()),
-        gateway_id: Arc::from(GATEWAY),
-        connection: Arc::from("pg"),
-        protocol: Arc::from("postgres"),
-        user: Arc::from(user),
-        groups: Vec::new(),
-        client_addr: "127.0.0.1:50000".into(),
-        database: Some("app".into()),
-        application_name: None,
-        upstream: "postgres://app@127.0.0.1:5432/app".into(),
-        start_ns,
-        issuer: None,
-        token_id: None,
-        tls: None,
-    }
-}
-
 /// A session of `queries` query/result pairs at the given times, ended at the last.
 fn record(handle: &tapline_store::WriterHandle, user: &str, times: &[&str]) -> String {
     let start = at(times[0]);
     let mut rec = handle
-        .open_session(meta(user, start), Durability::Async)
+        .open_session(session_meta(GATEWAY, user, start), Durability::Async)
         .unwrap();
     let id = rec.session_id().to_string();
     for (i, t) in times.iter().enumerate() {
@@ -357,35 +338,27 @@ fn retention_removes_old_days_on_the_record_and_verify_proves_the_rest() {
         .find_map(|l| l.strip_prefix("ledger maintenance/retention  ok: 1 entries, head entry 0 "))
         .expect("the maintenance ledger's head")
         .to_string();
-    let pinned = tapline(
-        &h.archive,
-        &[
-            "verify",
-            "--pubkey",
-            h.gateway_pub.to_str().unwrap(),
-            "--pubkey",
-            retention_pub.to_str().unwrap(),
-            "--expect-head",
-            &format!("maintenance/retention={head}"),
-        ],
-    );
+    let pinned_verify = |pin: &str| {
+        tapline(
+            &h.archive,
+            &[
+                "verify",
+                "--pubkey",
+                h.gateway_pub.to_str().unwrap(),
+                "--pubkey",
+                retention_pub.to_str().unwrap(),
+                "--expect-head",
+                &format!("maintenance/retention={pin}"),
+            ],
+        )
+    };
+    let pinned = pinned_verify(&head);
     assert!(
         pinned.status.success(),
         "{}",
         String::from_utf8_lossy(&pinned.stdout)
     );
-    let elsewhere = tapline(
-        &h.archive,
-        &[
-            "verify",
-            "--pubkey",
-            h.gateway_pub.to_str().unwrap(),
-            "--pubkey",
-            retention_pub.to_str().unwrap(),
-            "--expect-head",
-            "maintenance/retention=00112233445566778899",
-        ],
-    );
+    let elsewhere = pinned_verify("00112233445566778899");
     assert!(!elsewhere.status.success());
     assert!(
         String::from_utf8_lossy(&elsewhere.stdout)

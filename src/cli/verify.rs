@@ -24,6 +24,10 @@ use tapline_store::verify::{Progress, VerifyOptions, verify_archive};
 /// Pin the gateway's public key with --pubkey; without it, the keys the gateways
 /// published in the archive's keys/ folder are used (and the output says so).
 ///
+/// Removals by `tapline archive retain` are read from the maintenance ledgers first
+/// and excused only when a trusted key signed them: pass the retention key's .pub with
+/// --pubkey too. Such sessions show as `retired: …` or `ok: N event(s) left …`.
+///
 /// The ledger's own newest entries, deleted together with the segments they list,
 /// look like a gateway that stopped earlier. Keep the head `tapline gateway status`
 /// prints somewhere else, and pin it with --expect-head to catch that.
@@ -32,6 +36,7 @@ use tapline_store::verify::{Progress, VerifyOptions, verify_archive};
 ///   tapline verify --pubkey tapline.key.pub
 ///   tapline verify --pubkey gw.key.pub --expect-head gw-eu-1=3fa2c4…
 ///   tapline verify --session 01JD3Z8X5M4V6Q2N7K9T0R1S2W --pubkey tapline.key.pub
+///   tapline verify --pubkey gw.key.pub --pubkey retention.key.pub --expect-head maintenance/retention=9c1e…
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct VerifyArgs {
@@ -45,7 +50,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pubkey: Vec<PathBuf>,
     /// GATEWAY=HASH: the ledger of GATEWAY must hold the entry with this hash (the
-    /// `ledger head` of `tapline gateway status`, or at least its first 16 hex digits).
+    /// `ledger head` of `tapline gateway status`, or at least its first 16 hex digits);
+    /// maintenance/ACTOR=HASH pins a maintenance ledger (the hash retain prints).
     #[arg(long, value_name = "GATEWAY=HASH")]
     expect_head: Vec<String>,
     /// Ledger entries checked at once [default: twice the CPUs].

@@ -10,23 +10,11 @@ import json
 import sys
 
 import duckdb
+from tapline_duckdb import define_views
 
 archive = sys.argv[1]
 con = duckdb.connect()
-con.execute(
-    f"""CREATE VIEW ev AS SELECT * FROM read_parquet(
-            '{archive}/events/*/*.parquet', hive_partitioning = true)"""
-)
-con.execute(
-    f"""CREATE VIEW cp AS SELECT * FROM read_parquet(
-            '{archive}/sessions/*/*.parquet', hive_partitioning = true)"""
-)
-# The latest checkpoint of each session is its row in `sessions`.
-con.execute(
-    """CREATE VIEW latest AS SELECT * FROM cp QUALIFY row_number() OVER (
-            PARTITION BY session_id
-            ORDER BY last_seq DESC, (seal_kind = 'end') DESC, sealed_at DESC) = 1"""
-)
+define_views(con, archive)
 
 
 def rows(sql):

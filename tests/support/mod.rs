@@ -10,6 +10,7 @@ pub mod parquet_dump;
 pub mod postgres;
 pub mod psql;
 pub mod raw_client;
+pub mod recording;
 pub mod segments;
 pub mod tls;
 
